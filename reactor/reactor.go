@@ -13,8 +13,13 @@
 // (Transport.Dial with a non-nil near) share that connection's executor, so a handler running for
 // one of them may call executor-bound methods on the other directly: this is how a proxy forwards
 // bytes from the downstream's read view to the upstream's write side without a copy or a hop.
-// On gnet the executor is the event loop; on netpoll and stdnet it is a per-group mutex plus
-// a queue drained by pooled goroutines.
+// Executors are a fixed set per transport, Options.Loops of them (per listener engine on gnet):
+// each accepted connection is assigned to one (round robin), and a connection dialed with a nil
+// near is assigned the same way. On gnet the executor is the event loop; on netpoll and stdnet
+// it is a mutex plus a FIFO queue drained by pooled goroutines, while each connection still has
+// its own reader (netpoll's task, stdnet's goroutine) that takes the executor's lock only to run
+// callbacks. Conn.ExecutorID identifies the executor, so handlers can keep per-executor state
+// (upstream connection pools) that is only ever touched from that executor, without locks.
 //
 // # Buffer ownership
 //
@@ -105,8 +110,11 @@ type Handler interface {
 	// OnWritable runs when queued outbound bytes fell below the low watermark after Congested
 	// had reported true.
 	OnWritable(c Conn)
-	// OnPeerClose runs when the peer shut down its write side (read EOF) after all its bytes
-	// were delivered through OnData. Returning true keeps this side's write direction open until
+	// OnPeerClose runs when the peer shut down its write side (read EOF). It never overtakes
+	// data: it runs after the OnData call that delivered the last bytes, and while reading is
+	// paused it is deferred until PauseRead(false) and the OnData that re-delivers what was
+	// buffered. Bytes the handler still leaves unconsumed then are the peer's truncated tail.
+	// Returning true keeps this side's write direction open until
 	// the handler calls CloseWrite or Close (a TCP half-close); returning false closes the
 	// connection with ErrPeerClosed.
 	OnPeerClose(c Conn) bool
@@ -137,6 +145,11 @@ type View interface {
 type Conn interface {
 	// ID is unique per process for the lifetime of the transport.
 	ID() uint64
+	// ExecutorID identifies the connection's executor: equal IDs (from the same transport)
+	// mean callbacks are serialized with each other and executor-bound methods of one
+	// connection may be called from the other's callbacks. IDs are small dense integers
+	// starting at 0, stable for the connection's lifetime.
+	ExecutorID() int
 	LocalAddr() net.Addr
 	RemoteAddr() net.Addr
 

@@ -1,0 +1,130 @@
+// Command strait runs the Strait proxy.
+//
+//	strait [-c FILE] [--transport gnet|netpoll|stdnet] [--log-level L] [--log-format text|json]
+//	strait validate -c FILE
+//	strait version
+//
+// With no -c, strait runs its embedded default configuration: a listener on 127.0.0.1:10000
+// that forwards to a small demo upstream strait starts itself. This package is the one place
+// that names every transport backend and every built-in extension.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runMain is main without the process exit, for tests.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version", "--version", "-version":
+			fmt.Fprintln(stdout, versionString())
+			return 0
+		case "validate":
+			return validateCmd(args[1:], stdout, stderr)
+		case "run":
+			args = args[1:]
+		}
+	}
+	fs := flag.NewFlagSet("strait", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "", "Envoy v3 bootstrap file (YAML or JSON); empty runs the embedded default")
+	transport := fs.String("transport", "", "transport backend: "+strings.Join(transportNames(), ", ")+" (overrides the config)")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides the config)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "strait: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := run(ctx, options{
+		configPath: *cfgPath,
+		transport:  *transport,
+		logLevel:   *logLevel,
+		logFormat:  *logFormat,
+		stdout:     stdout,
+		stderr:     stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "strait: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func validateCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("strait validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "", "Envoy v3 bootstrap file to validate")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "strait validate: -c FILE is required")
+		return 2
+	}
+	if err := validate(*cfgPath); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid\n", *cfgPath)
+	return 0
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && v == "dev" {
+				v += "+" + s.Value
+			}
+		}
+		return fmt.Sprintf("strait %s (%s)", v, bi.GoVersion)
+	}
+	return "strait " + v
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "", "info":
+		lv = slog.LevelInfo
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", level)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, errors.New("unknown log format " + format + " (want text or json)")
+}

@@ -1,0 +1,145 @@
+// Package protocol owns the codec contract every L7 protocol implements (HTTP/1.1, HTTP/2,
+// Bolt, Dubbo: one folder each), the protocol-neutral Headers abstraction, and detection of a
+// connection's protocol from its first bytes.
+//
+// Who may call it: the stream manager in pipeline/ drives codecs through these interfaces;
+// cmd/strait and user programs register codecs in a Registry. protocol/ knows the reactor
+// contract (views, connections, buffers) but no transport backend, and nothing of routing.
+//
+// # Model
+//
+// A codec turns one connection's bytes into streams and back. Ping-pong protocols (HTTP/1.1)
+// have at most one active stream per direction at a time and answer in order; multiplexed
+// protocols (HTTP/2, Bolt, Dubbo) carry many, identified by StreamID. Both are the same
+// contract: Decode reports frames (headers, data, trailers) with their stream id to a Sink,
+// and Encode* writes frames for a stream to the connection.
+//
+// # Ownership
+//
+//   - Headers passed to a Sink are owned by the stream: they reference a header block the
+//     codec detached from the read view (no copy on netpoll, one block copy on gnet and
+//     stdnet, never one allocation per field) and stay valid until Release.
+//   - Body bytes are offered in place: OnData gets the read view with n body bytes at its
+//     front and must consume exactly n of them (Skip after writing them on, or Detach to keep
+//     them), so a body can go from one connection's read side to another's write side with no
+//     user-space copy.
+//   - Encode* write to the codec's connection before returning; the slices they are given may
+//     be reused afterwards.
+//
+// All methods of a codec, and all Sink callbacks, run on the connection's executor.
+package protocol
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/strait-proxy/strait/reactor"
+)
+
+// StreamID identifies a stream within one connection (an HTTP/2 stream id, a Bolt or Dubbo
+// request id, a sequence number for HTTP/1.1).
+type StreamID = uint64
+
+// Pseudo-header names every codec understands. Requests carry :method, :path, :authority and
+// :scheme (HTTP/2 semantics); responses carry :status. RPC codecs map their routing key onto
+// :path (Bolt: the service class name; Dubbo: "interface/method").
+const (
+	Method    = ":method"
+	Path      = ":path"
+	Authority = ":authority"
+	Scheme    = ":scheme"
+	Status    = ":status"
+)
+
+// Headers is a protocol's header block. Names are matched case-insensitively for HTTP.
+// Implementations reference the detached header block and keep mutations in an overlay, so
+// reading costs no allocation and encoding re-emits the result.
+type Headers interface {
+	// Get returns the first value of name.
+	Get(name string) (string, bool)
+	// Range calls fn for every field (pseudo-headers first) until it returns false.
+	Range(fn func(name, value string) bool)
+	// Set replaces every value of name with value.
+	Set(name, value string)
+	// Add appends a field.
+	Add(name, value string)
+	// Del removes every field called name.
+	Del(name string)
+	// Release returns the header block to its pool; the Headers must not be used afterwards.
+	Release()
+}
+
+// Sink receives what a codec decoded. A server codec's sink is the stream manager (streams
+// are requests); a client codec reports each response to the sink given to NewStream.
+type Sink interface {
+	// OnHeaders starts a stream (server side) or delivers its response head (client side).
+	// end means the stream carries no body or trailers in this direction.
+	OnHeaders(id StreamID, h Headers, end bool)
+	// OnData offers n body bytes at the front of in; the sink consumes exactly n of them.
+	OnData(id StreamID, in reactor.View, n int, end bool)
+	// OnTrailers ends the stream's direction with trailers.
+	OnTrailers(id StreamID, t Headers)
+	// OnReset reports that the stream was reset by the peer or by a stream error.
+	OnReset(id StreamID, err error)
+}
+
+// Encoder writes one direction of streams to the codec's connection.
+type Encoder interface {
+	// EncodeHeaders writes a head. end means no body or trailers follow.
+	EncodeHeaders(id StreamID, h Headers, end bool) error
+	// EncodeData writes body bytes (a vector for writev); end ends the direction.
+	EncodeData(id StreamID, p [][]byte, end bool) error
+	// EncodeTrailers writes trailers and ends the direction.
+	EncodeTrailers(id StreamID, t Headers) error
+	// Reset abandons a stream (HTTP/2 RST_STREAM; HTTP/1.1 closes the connection).
+	Reset(id StreamID, err error)
+}
+
+// ServerCodec is the downstream side of a connection.
+type ServerCodec interface {
+	Encoder
+	// Decode consumes every complete frame at the front of in and reports it to the sink.
+	// A returned error is a connection error: the caller closes the connection after
+	// Decode had the chance to write a protocol-level answer (400, GOAWAY).
+	Decode(in reactor.View) error
+	// Drain asks the peer to go away gracefully (HTTP/1.1: Connection: close on the next
+	// response; HTTP/2: GOAWAY).
+	Drain()
+}
+
+// ClientCodec is the upstream side of a connection.
+type ClientCodec interface {
+	Encoder
+	// Decode consumes every complete frame at the front of in and reports it to the sink of
+	// the stream it belongs to. A returned error is a connection error.
+	Decode(in reactor.View) error
+	// NewStream allocates a stream whose response goes to sink.
+	NewStream(sink Sink) (StreamID, error)
+	// ActiveStreams is the number of streams not yet finished in both directions.
+	ActiveStreams() int
+	// MaxStreams is how many streams may be active at once (1 for HTTP/1.1).
+	MaxStreams() int
+	// Reusable reports whether the connection may carry another stream once the active ones
+	// finish (false after Connection: close, GOAWAY or a framing error).
+	Reusable() bool
+}
+
+// StreamError ends one stream; the connection carries on.
+type StreamError struct {
+	ID   StreamID
+	Code uint32 // protocol-specific (an HTTP/2 error code, a Bolt status)
+	Err  error
+}
+
+func (e *StreamError) Error() string {
+	return fmt.Sprintf("stream %d: %v (code %d)", e.ID, e.Err, e.Code)
+}
+
+func (e *StreamError) Unwrap() error { return e.Err }
+
+// ErrConnection marks errors that end the whole connection. Codecs wrap their connection
+// errors with it (errors.Is(err, ErrConnection)).
+var ErrConnection = errors.New("protocol: connection error")
+
+// ErrUnknownProtocol is returned by detection when the first bytes match no enabled protocol.
+var ErrUnknownProtocol = errors.New("protocol: unknown protocol")
