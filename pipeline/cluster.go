@@ -108,3 +108,21 @@ func TryAcquire(counter *atomic.Int64, limit int64) bool {
 		}
 	}
 }
+
+// ConnPoolSettings is implemented by clusters with upstream connection pool settings
+// (Envoy's HttpProtocolOptions); found by type assertion.
+type ConnPoolSettings interface {
+	ConnPool() ConnPoolOptions
+}
+
+// ConnPoolOptions configure the stream manager's upstream connection pools for a cluster.
+type ConnPoolOptions struct {
+	// Protocol forces the upstream codec ("http1", "http2"); empty follows the downstream.
+	Protocol string
+	// MaxRequestsPerConnection retires a connection after this many streams (0: unlimited).
+	MaxRequestsPerConnection int
+	// IdleTimeout closes a connection that carried no stream for this long (0: default).
+	IdleTimeout time.Duration
+	// MaxConcurrentStreams caps streams per multiplexed connection (0: the codec's limit).
+	MaxConcurrentStreams int
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/strait-proxy/strait/protocol"
 	"github.com/strait-proxy/strait/reactor"
 )
 
@@ -93,6 +94,8 @@ type Deps struct {
 	Go func(task func()) bool
 	// Stats receives the filters' counters and gauges.
 	Stats *Stats
+	// Codecs are the L7 protocols the stream manager may speak.
+	Codecs *protocol.Registry
 }
 
 // ErrConfig wraps configuration errors raised while building factories.

@@ -143,3 +143,10 @@ var ErrConnection = errors.New("protocol: connection error")
 
 // ErrUnknownProtocol is returned by detection when the first bytes match no enabled protocol.
 var ErrUnknownProtocol = errors.New("protocol: unknown protocol")
+
+// EOFHandler is implemented by client codecs whose responses may end at the peer's FIN
+// (an HTTP/1.x body without Content-Length or chunking). The stream manager calls OnEOF when
+// the upstream closed its write side, before tearing the connection down.
+type EOFHandler interface {
+	OnEOF()
+}

@@ -27,11 +27,15 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-// runMain is main without the process exit, for tests.
-func runMain(args []string, stdout, stderr io.Writer) int {
+// runMain is main without the process exit: it serves until ctx is done (SIGTERM or SIGINT
+// in main) and returns the exit code.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version", "--version", "-version":
@@ -56,8 +60,6 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "strait: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	err := run(ctx, options{
 		configPath: *cfgPath,
 		transport:  *transport,
