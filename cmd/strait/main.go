@@ -107,21 +107,22 @@ func versionString() string {
 	return "strait " + v
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
+func parseLevel(level string) (slog.Level, error) {
 	switch strings.ToLower(level) {
 	case "", "info":
-		lv = slog.LevelInfo
+		return slog.LevelInfo, nil
 	case "debug":
-		lv = slog.LevelDebug
+		return slog.LevelDebug, nil
 	case "warn", "warning":
-		lv = slog.LevelWarn
+		return slog.LevelWarn, nil
 	case "error":
-		lv = slog.LevelError
-	default:
-		return nil, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", level)
+		return slog.LevelError, nil
 	}
-	ho := &slog.HandlerOptions{Level: lv}
+	return 0, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", level)
+}
+
+func newLogger(w io.Writer, level slog.Level, format string) (*slog.Logger, error) {
+	ho := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "", "text":
 		return slog.New(slog.NewTextHandler(w, ho)), nil

@@ -9,7 +9,6 @@ import (
 
 	"github.com/strait-proxy/strait/discovery"
 	"github.com/strait-proxy/strait/pipeline"
-	"github.com/strait-proxy/strait/reactor"
 )
 
 // defaultDrainTimeout bounds how long SIGTERM waits for open connections.
@@ -27,10 +26,8 @@ type options struct {
 // registry builds the filter registry from one ordered list of every built-in extension.
 func registry() (*discovery.Registry, error) {
 	reg := discovery.NewRegistry()
-	for _, f := range builtinNetworkFilters() {
-		if err := reg.RegisterNetworkFilter(f.TypeURL, f.Decode); err != nil {
-			return nil, err
-		}
+	if err := reg.Register(builtinNetworkFilters()...); err != nil {
+		return nil, err
 	}
 	return reg, nil
 }
@@ -44,8 +41,10 @@ func validate(path string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := transportFactory(snap.Runtime.Transport); err != nil && snap.Runtime.Transport != "" {
-		return fmt.Errorf("%s: %w", path, err)
+	if t := string(snap.Runtime.Transport); t != "" {
+		if _, err := transportFactory(t); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return nil
 }
@@ -75,9 +74,11 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	rt := snap.Runtime
-	level := o.logLevel
-	if level == "" {
-		level = rt.LogLevel
+	level := rt.LogLevel
+	if o.logLevel != "" {
+		if level, err = parseLevel(o.logLevel); err != nil {
+			return err
+		}
 	}
 	log, err := newLogger(o.stderr, level, o.logFormat)
 	if err != nil {
@@ -86,7 +87,7 @@ func run(ctx context.Context, o options) error {
 
 	name := o.transport // the flag wins over the configuration
 	if name == "" {
-		name = rt.Transport
+		name = string(rt.Transport)
 	}
 	if name == "" {
 		name = defaultTransport
@@ -96,15 +97,8 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	pool := pipeline.NewPool("strait-requests", poolWorkers(rt.WorkerPoolSize), 4*poolWorkers(rt.WorkerPoolSize), log)
-	topts := reactor.Options{
-		Loops:          rt.Loops,
-		ReadBufferSize: rt.ReadBufferSize,
-		HighWatermark:  rt.HighWatermark,
-		LowWatermark:   rt.LowWatermark,
-		MaxReadBuffer:  rt.MaxReadBuffer,
-		MaxConns:       rt.MaxConnections,
-		Runner:         func(fn func()) { runOrInline(pool, fn) },
-	}
+	topts := rt.ReactorOptions()
+	topts.Runner = func(fn func()) { runOrInline(pool, fn) }
 	if err := topts.Validate(); err != nil {
 		return err
 	}
@@ -114,18 +108,27 @@ func run(ctx context.Context, o options) error {
 	}
 	defer tr.Close()
 
-	cm, err := discovery.NewClusterManager(snap.Clusters, discovery.ClusterManagerOptions{Logger: log})
+	stats := pipeline.NewStats()
+	cm, err := discovery.NewClusterManager(snap.Clusters, discovery.ClusterManagerOptions{Logger: log, Stats: stats})
 	if err != nil {
 		return err
 	}
 	defer cm.Close()
+	// DNS clusters resolve before listeners open, so the first connections find hosts.
+	readyCtx, cancelReady := context.WithTimeout(ctx, 10*time.Second)
+	err = cm.Ready(readyCtx)
+	cancelReady()
+	if err != nil {
+		log.Warn("clusters not ready before listening", "err", err)
+	}
 
 	deps := &pipeline.Deps{
 		Logger:    log,
 		Clusters:  cm,
 		Transport: tr,
 		Go:        pool.Go,
-		Stats:     pipeline.NewStats(),
+		Stats:     stats,
+		Codecs:    codecs(),
 	}
 	listeners := make([]*pipeline.Listener, 0, len(snap.Listeners))
 	for _, lc := range snap.Listeners {

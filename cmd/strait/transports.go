@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/strait-proxy/strait/discovery"
+	"github.com/strait-proxy/strait/protocol"
 	"github.com/strait-proxy/strait/reactor"
 	gnetreactor "github.com/strait-proxy/strait/reactor/gnet"
 	netpollreactor "github.com/strait-proxy/strait/reactor/netpoll"
@@ -49,6 +50,12 @@ func transportFactory(name string) (reactor.Factory, error) {
 // builtinNetworkFilters is the ordered list of built-in network filters.
 func builtinNetworkFilters() []discovery.NetworkFilter {
 	return []discovery.NetworkFilter{
-		discovery.TCPProxyFilter,
+		discovery.TCPProxyFilter(),
 	}
+}
+
+// codecs is the registry of L7 protocols the stream manager may speak, from one ordered list.
+func codecs() *protocol.Registry {
+	reg := protocol.NewRegistry()
+	return reg
 }
