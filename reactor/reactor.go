@@ -172,7 +172,7 @@ type Conn interface {
 	// reading continues. Executor.
 	CloseWrite() error
 	// SetIdleTimeout closes the connection with ErrIdleTimeout when no byte was read or
-	// written for d; 0 disables it. The check runs on the executor's timing wheel, so the
+	// written for d (time spent paused counts); 0 disables it. The check runs on the executor's timing wheel, so the
 	// close happens between d and d plus one wheel tick. Executor.
 	SetIdleTimeout(d time.Duration)
 	// SetReadTimeout closes the connection with ErrReadTimeout when no byte was read for d;
@@ -183,8 +183,9 @@ type Conn interface {
 	// SetContext stores per-connection handler state. Executor.
 	SetContext(v any)
 
-	// Send queues an owned Buffer for writing and takes ownership of it: the buffer is
-	// released after its bytes left user space or when the connection closed. Any goroutine.
+	// Send queues an owned Buffer for writing and takes ownership of it, also when it fails
+	// (ErrClosed): the buffer is released after its bytes left user space or when the
+	// connection closed. Any goroutine.
 	Send(b *Buffer) error
 	// Exec runs fn on the connection's executor, after callbacks already running. It returns
 	// false (and does not run fn) if the connection is already closed. Any goroutine.
@@ -221,8 +222,9 @@ type Options struct {
 	CloseFlushTimeout time.Duration
 	// TimerTick is the timing-wheel resolution for idle and read timeouts. Default 100ms.
 	TimerTick time.Duration
-	// MaxConns caps concurrently open connections across listeners and dials; past it new
-	// accepted connections are closed at once. 0 means no cap.
+	// MaxConns caps concurrently open connections; past it new accepted connections are
+	// closed at once, without OnOpen. Dialed connections count towards the cap but are never
+	// refused (the downstream that needs them is already admitted). 0 means no cap.
 	MaxConns int
 	// Runner runs handler work off an event loop (netpoll and stdnet executors, gnet's
 	// dial completions). It must recover panics. Nil means a bounded gopool created by the

@@ -3,9 +3,13 @@ package reactor
 import "time"
 
 // Timeouts implements Conn.SetIdleTimeout and Conn.SetReadTimeout for a backend on top of a
-// Wheel: activity is recorded as a wheel tick number (no clock read per byte), one timer per
-// connection is armed for the nearest deadline and, when it fires, re-armed for the time left
-// if there was activity meanwhile. Like the Wheel, it is used only from the owning executor.
+// Wheel: activity is recorded as a tick number read from the clock (one clock read per read or
+// write event, never per byte), one timer per connection is armed for the nearest deadline
+// and, when it fires, re-armed for the time left if there was activity meanwhile. Activity is
+// stamped from the clock rather than from the wheel's position because the wheel may lag
+// behind when its ticker is delayed, and a stale stamp would make a timeout fire early; a
+// lagging wheel only makes timeouts fire late. Like the Wheel, it is used only from the owning
+// executor.
 type Timeouts struct {
 	w         *Wheel
 	idle      int64 // ticks; 0 = off
@@ -20,23 +24,22 @@ type Timeouts struct {
 // Init binds t to a wheel and to the function that closes the connection on expiry.
 func (t *Timeouts) Init(w *Wheel, expire func(error)) {
 	t.w, t.expire = w, expire
-	t.lastRead, t.lastWrite = w.now, w.now
+	t.lastRead, t.lastWrite = w.clockTick(), w.clockTick()
 }
 
-// Now returns the wheel's current tick, for Touch calls.
-func (t *Timeouts) now() int64 { return t.w.now }
+func (t *Timeouts) now() int64 { return t.w.clockTick() }
 
 // Read records inbound activity.
 func (t *Timeouts) Read() {
 	if t.w != nil {
-		t.lastRead = t.w.now
+		t.lastRead = t.w.clockTick()
 	}
 }
 
 // Wrote records outbound activity.
 func (t *Timeouts) Wrote() {
 	if t.w != nil {
-		t.lastWrite = t.w.now
+		t.lastWrite = t.w.clockTick()
 	}
 }
 

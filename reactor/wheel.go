@@ -14,6 +14,7 @@ type Wheel struct {
 	now   int64 // ticks since start
 	start time.Time
 	count int
+	clock func() time.Time // time.Now; tests substitute a fake
 }
 
 // Timer is an entry on a Wheel. The zero Timer is ready to use; a Timer is on at most one wheel.
@@ -36,7 +37,7 @@ func NewWheel(tick time.Duration, slots int) *Wheel {
 	if slots < 64 {
 		slots = 64
 	}
-	w := &Wheel{tick: tick, slots: make([]timerList, slots), start: time.Now()}
+	w := &Wheel{tick: tick, slots: make([]timerList, slots), start: time.Now(), clock: time.Now}
 	for i := range w.slots {
 		w.slots[i].init()
 	}
@@ -78,6 +79,9 @@ func (w *Wheel) Stop(t *Timer) bool {
 	w.count--
 	return true
 }
+
+// clockTick is the tick the clock is at now (the wheel's own position may lag behind it).
+func (w *Wheel) clockTick() int64 { return int64(w.clock().Sub(w.start) / w.tick) }
 
 // Armed reports whether t is scheduled.
 func (t *Timer) Armed() bool { return t.list != nil }

@@ -43,19 +43,27 @@ func TestWheelCallbackStopsNeighbour(t *testing.T) {
 	}
 }
 
+// fakeClock makes w's clock follow the times given to advance.
+func fakeClock(w *Wheel) func(time.Time) {
+	now := w.start
+	w.clock = func() time.Time { return now }
+	return func(t time.Time) { now = t; w.Advance(t) }
+}
+
 func TestTimeoutsIdleExtendsOnActivity(t *testing.T) {
 	w := NewWheel(10*time.Millisecond, 64)
+	advance := fakeClock(w)
 	var got error
 	var to Timeouts
 	to.Init(w, func(err error) { got = err })
 	to.SetIdle(50 * time.Millisecond)
-	w.Advance(w.start.Add(40 * time.Millisecond))
+	advance(w.start.Add(40 * time.Millisecond))
 	to.Wrote() // activity at t=40ms pushes the deadline to ~90ms
-	w.Advance(w.start.Add(70 * time.Millisecond))
+	advance(w.start.Add(70 * time.Millisecond))
 	if got != nil {
 		t.Fatalf("expired early: %v", got)
 	}
-	w.Advance(w.start.Add(100 * time.Millisecond))
+	advance(w.start.Add(100 * time.Millisecond))
 	if !errors.Is(got, ErrIdleTimeout) {
 		t.Fatalf("got %v, want idle timeout", got)
 	}
@@ -63,6 +71,7 @@ func TestTimeoutsIdleExtendsOnActivity(t *testing.T) {
 
 func TestTimeoutsReadIgnoresWrites(t *testing.T) {
 	w := NewWheel(10*time.Millisecond, 64)
+	advance := fakeClock(w)
 	var got error
 	var to Timeouts
 	to.Init(w, func(err error) { got = err })
@@ -70,7 +79,7 @@ func TestTimeoutsReadIgnoresWrites(t *testing.T) {
 	to.SetIdle(time.Second)
 	for ms := 10; ms <= 50; ms += 10 {
 		to.Wrote()
-		w.Advance(w.start.Add(time.Duration(ms) * time.Millisecond))
+		advance(w.start.Add(time.Duration(ms) * time.Millisecond))
 	}
 	if !errors.Is(got, ErrReadTimeout) {
 		t.Fatalf("got %v, want read timeout", got)
@@ -91,4 +100,26 @@ func TestBufferConsumeAndRelease(t *testing.T) {
 		t.Fatalf("after consume: %q", out)
 	}
 	b.Release()
+}
+
+// TestTimeoutsNeverFireEarlyWhenTheWheelLags: activity stamped while the wheel's ticker is
+// late must count from the real time, not from the wheel's stale position.
+func TestTimeoutsNeverFireEarlyWhenTheWheelLags(t *testing.T) {
+	w := NewWheel(10*time.Millisecond, 64)
+	now := w.start
+	w.clock = func() time.Time { return now }
+	var got error
+	var to Timeouts
+	to.Init(w, func(err error) { got = err })
+	to.SetIdle(50 * time.Millisecond)
+	now = w.start.Add(45 * time.Millisecond) // the wheel has not advanced: its ticker is late
+	to.Read()
+	w.Advance(now.Add(20 * time.Millisecond)) // 65ms: only 20ms after the read
+	if got != nil {
+		t.Fatalf("idle timeout fired 20ms after activity: %v", got)
+	}
+	w.Advance(w.start.Add(100 * time.Millisecond))
+	if !errors.Is(got, ErrIdleTimeout) {
+		t.Fatalf("got %v", got)
+	}
 }

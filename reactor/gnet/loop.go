@@ -1,0 +1,347 @@
+package gnet
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gnetv2 "github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/strait-proxy/strait/reactor"
+)
+
+// drainPoll is how often a loop with connections waiting for their outbound buffer to drain
+// (congested, flushing before close, or waiting to send FIN) checks them. gnet has no
+// write-completion callback; see the README's "Watermarks" section.
+const drainPoll = time.Millisecond
+
+// maxIOV is the most slices handed to one writev (Linux UIO_MAXIOV). gnet's Writev passes its
+// argument to writev(2) as is and closes the connection on EINVAL.
+const maxIOV = 1024
+
+// Task kinds run from a loop's inbox.
+const (
+	opExec       uint8 = iota + 1 // run fn
+	opFlushSends                  // write w's queued Send buffers
+	opClose                       // Close requested from any goroutine
+	opAbort                       // Abort requested from any goroutine
+	opResume                      // redeliver buffered bytes after PauseRead(false)
+	opTick                        // advance the timing wheel
+	opWatch                       // check connections waiting for a drain
+	opDialFail                    // report a failed dial to done (no-op if OnOpen ran)
+	opDetached                    // progress report from a half-closed conn's writer
+	opInterest                    // re-apply w's epoll interest
+)
+
+type task struct {
+	op  uint8
+	w   *conn
+	fn  func()
+	ds  *dialState
+	err error
+}
+
+// Deferred operations, run when the loop leaves its outermost callback.
+const (
+	pendClose  uint8 = iota + 1 // close w's gnet connection
+	pendNotify                  // call w's Handler.OnClose with err
+)
+
+type pending struct {
+	op  uint8
+	w   *conn
+	err error
+}
+
+// loop is the per-event-loop state: the executor of every connection on one gnet loop.
+// Fields above mu are owned by the loop goroutine (or, once the loop is dead, by whoever
+// holds deadMu).
+type loop struct {
+	t     *Transport
+	es    *engineState
+	el    gnetv2.EventLoop
+	id    int // ExecutorID: dense per transport, in order of first use
+	epfd  int
+	wheel *reactor.Wheel
+
+	depth    int       // nesting of dispatches (callbacks, tasks) in progress
+	draining bool      // exit is running deferred operations
+	cur      *conn     // connection whose gnet OnOpen/OnTraffic is being dispatched
+	curClose bool      // cur must be closed by returning gnet.Close
+	deferred []pending // operations postponed until depth is 0
+	watch    []*conn   // connections polled for their outbound drain
+	view     view      // the View handed to OnData (valid only during the call)
+	vec      [][]byte  // scratch iovec
+	spare    []task
+
+	mu    sync.Mutex
+	inbox []task
+	armed bool // an Execute of run is outstanding
+	dead  bool // the gnet loop exited: tasks run inline under deadMu
+
+	deadMu   sync.Mutex
+	watching atomic.Bool // watch is non-empty (read by the clock goroutine)
+	timers   atomic.Bool // some connection armed a timeout (the clock posts ticks)
+	tickOut  atomic.Bool // an opTick is queued
+	watchOut atomic.Bool // an opWatch is queued
+	runnable gnetv2.RunnableFunc
+}
+
+func newLoop(t *Transport, es *engineState, el gnetv2.EventLoop, epfd int) *loop {
+	l := &loop{t: t, es: es, el: el, epfd: epfd, wheel: reactor.NewWheel(t.o.TimerTick, 512)}
+	l.runnable = l.run
+	return l
+}
+
+// enter and exit bracket every dispatch into handler code. Operations that would call back
+// into a handler (closing a connection, reporting OnClose) are deferred while depth > 0 and
+// run when the outermost dispatch returns, so callbacks of one connection never nest.
+func (l *loop) enter() { l.depth++ }
+
+func (l *loop) exit() {
+	l.depth--
+	if l.depth > 0 || l.draining {
+		return
+	}
+	l.draining = true
+	for i := 0; i < len(l.deferred); i++ {
+		p := l.deferred[i]
+		l.deferred[i] = pending{}
+		switch p.op {
+		case pendClose:
+			l.doClose(p.w)
+		case pendNotify:
+			l.notify(p.w, p.err)
+		}
+	}
+	l.deferred = l.deferred[:0]
+	l.draining = false
+}
+
+// post queues a task for the loop. Any goroutine.
+func (l *loop) post(tk task) {
+	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		l.deadMu.Lock()
+		l.runTask(&tk)
+		l.deadMu.Unlock()
+		return
+	}
+	l.inbox = append(l.inbox, tk)
+	if l.armed {
+		l.mu.Unlock()
+		return
+	}
+	l.armed = true
+	l.mu.Unlock()
+	// On error the engine is shutting down; the tasks stay in the inbox and kill runs them.
+	_ = l.el.Execute(context.Background(), l.runnable)
+}
+
+// run drains the inbox on the loop.
+func (l *loop) run(context.Context) error {
+	for round := 0; round < 8; round++ {
+		l.mu.Lock()
+		if len(l.inbox) == 0 {
+			l.armed = false
+			l.mu.Unlock()
+			return nil
+		}
+		batch := l.inbox
+		l.inbox = l.spare[:0]
+		l.mu.Unlock()
+		for i := range batch {
+			l.runTask(&batch[i])
+			batch[i] = task{}
+		}
+		l.spare = batch[:0]
+	}
+	// Let I/O events in between long bursts of tasks.
+	_ = l.el.Execute(context.Background(), l.runnable)
+	return nil
+}
+
+// kill marks the loop dead after its gnet goroutine exited and runs what was left queued.
+func (l *loop) kill() {
+	l.mu.Lock()
+	if l.dead {
+		l.mu.Unlock()
+		return
+	}
+	l.dead = true
+	batch := l.inbox
+	l.inbox = nil
+	l.mu.Unlock()
+	l.timers.Store(false) // the clock stops posting to it
+	l.watching.Store(false)
+	l.deadMu.Lock()
+	for i := range batch {
+		l.runTask(&batch[i])
+	}
+	l.deadMu.Unlock()
+}
+
+func (l *loop) isDead() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dead
+}
+
+func (l *loop) runTask(tk *task) {
+	l.enter()
+	defer l.exit()
+	switch tk.op {
+	case opExec:
+		tk.fn()
+	case opFlushSends:
+		tk.w.flushSends()
+	case opClose:
+		tk.w.closeRequested(false)
+	case opAbort:
+		tk.w.closeRequested(true)
+	case opResume:
+		tk.w.resume()
+	case opTick:
+		l.tickOut.Store(false)
+		l.wheel.Advance(time.Now())
+	case opWatch:
+		l.watchOut.Store(false)
+		l.checkWatch()
+	case opDialFail:
+		tk.ds.fail(tk.err)
+	case opDetached:
+		tk.w.detachedProgress()
+	case opInterest:
+		if w := tk.w; !w.closed() && w.flags&fDetached == 0 {
+			l.setInterest(w)
+		}
+	}
+}
+
+// closeNow closes w's gnet connection, at once or when the current dispatch ends.
+func (l *loop) closeNow(w *conn) {
+	if l.depth > 0 {
+		l.deferred = append(l.deferred, pending{op: pendClose, w: w})
+		return
+	}
+	l.doClose(w)
+}
+
+func (l *loop) doClose(w *conn) {
+	switch {
+	case w.closed():
+	case w.flags&fInGnetClose != 0:
+		// gnet is closing it right now; peerEOF finishes the job.
+	case w.flags&fDetached != 0:
+		w.finalize(w.reasonOr(reactor.ErrClosed))
+	case w == l.cur:
+		l.curClose = true
+	default:
+		// Synchronous: gnet calls OnClose, which finalizes w.
+		_ = l.el.Close(w.gc)
+		if !w.closed() { // gnet considered it stale
+			w.finalize(w.reasonOr(reactor.ErrClosed))
+		}
+	}
+}
+
+// notify reports OnClose to w's handler, now or when the current dispatch ends.
+func (l *loop) notify(w *conn, err error) {
+	if l.depth > 0 {
+		l.deferred = append(l.deferred, pending{op: pendNotify, w: w, err: err})
+		return
+	}
+	l.enter()
+	w.h.OnClose(w, err)
+	l.exit()
+}
+
+// setInterest sets w's epoll interest, undoing gnet's own re-arming of EPOLLIN (ModReadWrite
+// when a write hits EAGAIN, ModRead when its outbound buffer drained):
+//   - open: EPOLLIN, plus EPOLLOUT while gnet holds outbound bytes (what gnet itself does);
+//   - closing: EPOLLOUT only, to flush;
+//   - paused: nothing. A paused connection's outbound bytes are flushed by the drain poll
+//     (pollDrain calls gc.Flush and then this), never by an EPOLLOUT event, because gnet
+//     re-arms EPOLLIN as soon as the buffer empties and the next epoll_wait would read.
+func (l *loop) setInterest(w *conn) {
+	var ev uint32
+	switch {
+	case w.flags&fClosing != 0:
+		if w.gc.OutboundBuffered() > 0 {
+			ev = unix.EPOLLOUT
+		}
+	case w.flags&fPaused != 0:
+		if w.gc.OutboundBuffered() > 0 {
+			l.addWatch(w)
+		}
+	default:
+		ev = unix.EPOLLIN | unix.EPOLLPRI
+		if w.gc.OutboundBuffered() > 0 {
+			ev |= unix.EPOLLOUT
+		}
+	}
+	fd := w.gc.Fd()
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)}); err != nil {
+		w.beginClose(err, closeHard)
+	}
+}
+
+// addWatch makes the loop poll w until it no longer waits for a drain.
+func (l *loop) addWatch(w *conn) {
+	if w.flags&fWatched != 0 {
+		return
+	}
+	w.flags |= fWatched
+	l.watch = append(l.watch, w)
+	if !l.watching.Load() {
+		l.watching.Store(true)
+		l.t.kickClock()
+	}
+}
+
+// checkWatch runs on the loop every drainPoll while some connection waits for a drain.
+func (l *loop) checkWatch() {
+	var now time.Time
+	keep := l.watch[:0]
+	for _, w := range l.watch {
+		if w.pollDrain(&now) {
+			keep = append(keep, w)
+		} else {
+			w.flags &^= fWatched
+		}
+	}
+	clear(l.watch[len(keep):])
+	l.watch = keep
+	if len(keep) == 0 {
+		l.watching.Store(false)
+	}
+}
+
+// postTick and postWatch are called by the clock goroutine; at most one of each is queued.
+func (l *loop) postTick() {
+	if l.timers.Load() && l.tickOut.CompareAndSwap(false, true) {
+		l.post(task{op: opTick})
+	}
+}
+
+func (l *loop) postWatch() {
+	if l.watching.Load() && l.watchOut.CompareAndSwap(false, true) {
+		l.post(task{op: opWatch})
+	}
+}
+
+// writev writes vec through gnet in chunks of at most maxIOV slices. gnet trims the slices
+// of a chunk in place after a partial write, so vec must be scratch space.
+func (l *loop) writev(w *conn, vec [][]byte) error {
+	for len(vec) > 0 {
+		n := min(len(vec), maxIOV)
+		if _, err := w.gc.Writev(vec[:n]); err != nil {
+			return err
+		}
+		vec = vec[n:]
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package stdnet
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/strait-proxy/strait/reactor"
+)
+
+// executor is one of the transport's Options.Loops serialization domains. Handler callbacks,
+// Exec functions and timer expiries of its connections run with mu held; Exec functions and
+// internal events wait in a FIFO that one pooled goroutine at a time drains under mu.
+type executor struct {
+	t  *Transport
+	id int
+
+	mu    sync.Mutex     // held while a callback, task or timer of the executor runs
+	wheel *reactor.Wheel // idle and read timeouts; guarded by mu
+
+	qmu     sync.Mutex // guards the fields below and every member's conn.dead
+	q       []task
+	spare   []task
+	running bool // a drain is scheduled or running
+	drainFn func()
+}
+
+// task is an Exec function or an internal event; owner, when set, is the connection a panic
+// is charged to.
+type task struct {
+	owner *conn
+	fn    func()
+}
+
+func newExecutor(t *Transport, id int) *executor {
+	e := &executor{t: t, id: id, wheel: reactor.NewWheel(t.o.TimerTick, wheelSlots)}
+	e.drainFn = e.drain
+	return e
+}
+
+// exec queues fn. When check is set and already closed (its OnClose is queued or done), fn is
+// dropped and exec returns false. Never blocks.
+func (e *executor) exec(check, owner *conn, fn func()) bool {
+	e.qmu.Lock()
+	if check != nil && check.dead {
+		e.qmu.Unlock()
+		return false
+	}
+	e.q = append(e.q, task{owner: owner, fn: fn})
+	start := !e.running
+	e.running = true
+	e.qmu.Unlock()
+	if start {
+		e.t.run(e.drainFn)
+	}
+	return true
+}
+
+// closeConn marks c dead, so Exec refuses new functions, and queues its OnClose behind the
+// functions already accepted.
+func (e *executor) closeConn(c *conn) {
+	e.qmu.Lock()
+	c.dead = true
+	e.qmu.Unlock()
+	e.exec(nil, c, c.onClosed)
+}
+
+func (e *executor) drain() {
+	for {
+		e.qmu.Lock()
+		batch := e.q
+		if len(batch) == 0 {
+			e.running = false
+			e.qmu.Unlock()
+			return
+		}
+		e.q, e.spare = e.spare[:0], nil
+		e.qmu.Unlock()
+
+		e.mu.Lock()
+		for i := range batch {
+			runTask(batch[i])
+			batch[i] = task{}
+		}
+		e.mu.Unlock()
+
+		e.qmu.Lock()
+		if e.spare == nil {
+			e.spare = batch[:0]
+		}
+		e.qmu.Unlock()
+	}
+}
+
+func runTask(tk task) {
+	defer func() {
+		if r := recover(); r != nil && tk.owner != nil {
+			tk.owner.terminate(fmt.Errorf("%w in an executor task: %v\n%s", ErrHandlerPanic, r, debug.Stack()))
+		}
+	}()
+	tk.fn()
+}
