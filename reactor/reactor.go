@@ -43,6 +43,7 @@ package reactor
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 )
@@ -124,7 +125,10 @@ type Handler interface {
 	OnClose(c Conn, err error)
 }
 
-// View is the unconsumed inbound bytes of a connection, valid only inside Handler.OnData.
+// View is the unconsumed inbound bytes of a connection, valid only inside Handler.OnData. It
+// is a snapshot taken when OnData is called: bytes arriving meanwhile come with the next call.
+// A backend may offer fewer bytes than it holds (bounded read-ahead), as long as repeated
+// calls make progress.
 type View interface {
 	// Len is the number of unconsumed bytes.
 	Len() int
@@ -226,6 +230,8 @@ type Options struct {
 	// closed at once, without OnOpen. Dialed connections count towards the cap but are never
 	// refused (the downstream that needs them is already admitted). 0 means no cap.
 	MaxConns int
+	// Logger receives the backend's own errors and recovered panics; nil means slog.Default().
+	Logger *slog.Logger
 	// Runner runs handler work off an event loop (netpoll and stdnet executors, gnet's
 	// dial completions). It must recover panics. Nil means a bounded gopool created by the
 	// backend.

@@ -5,6 +5,7 @@ package netpoll
 import (
 	"context"
 	"fmt"
+	"log"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -112,8 +113,13 @@ func (t *transport) newConn(nc np.Connection, e *executor, h reactor.Handler, di
 	c.readLimit.Store(int64(t.readAhead))
 	c.onDataFn, c.peerClosedFn, c.closeNowFn = c.onData, c.peerClosed, c.closeNow
 	if !t.soft {
-		if hk, err := attach(nc, c.fd); err == nil && hk.wrapInput(dialed, t.readChunk, c.afterRead) {
+		hk, err := attach(nc, c.fd)
+		if err == nil && hk.wrapInput(dialed, t.readChunk, c.afterRead) {
 			c.hk = hk
+		} else if err != nil {
+			t.layoutWarn.Do(func() {
+				log.Printf("reactor/netpoll: %v; PauseRead falls back to stopping delivery", err)
+			})
 		}
 	}
 	t.live.Add(1)

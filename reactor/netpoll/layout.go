@@ -9,12 +9,13 @@ package netpoll
 // the layout changes. What it reaches, and why:
 //
 //   - connection.operator (*FDOperator) and FDOperator.poll (*defaultPoll, its epoll fd): to
-//     drop and restore read interest on the connection's epoll registration. netpoll cannot
-//     pause reading (cloudwego/netpoll#422); with this, PauseRead really stops reading and TCP
-//     flow control pushes back on the peer.
+//     take the connection off netpoll's epoll instance while reading is paused and put it back
+//     on resume. netpoll cannot pause reading (cloudwego/netpoll#422); with this, PauseRead
+//     really stops reading and TCP flow control pushes back on the peer.
 //   - FDOperator.state: the CAS flag netpoll's poller and connection.Release use to own an
-//     operator; taking it lets us wrap the exported Inputs/InputAck hooks of an operator that
-//     is already registered (dialed connections) without a data race.
+//     operator; taking it lets us wrap the exported Inputs/InputAck hooks (to cap one read and
+//     stop reading while the handler is far behind) of an operator that is already registered
+//     (dialed connections) without a data race.
 //   - connection.readTrigger: the channel a blocked Reader().Peek waits on, to wake our reader
 //     task when a pause is lifted without new bytes arriving.
 //

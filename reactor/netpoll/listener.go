@@ -102,7 +102,9 @@ func (l *listener) Accept() (net.Conn, error) {
 			if l.closed.Load() {
 				return nil, nil
 			}
-			return nil, fmt.Errorf("reactor/netpoll: accept: %w", err)
+			// The bare errno: netpoll's server recognises EMFILE/ENFILE and then backs off
+			// (it takes the listener off its poller and retries from a goroutine).
+			return nil, err
 		}
 		if !l.t.reserve() { // MaxConns reached (or closing): closed at once, never served
 			_ = unix.Close(fd)

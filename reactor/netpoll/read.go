@@ -33,7 +33,9 @@ func (c *conn) serve(_ context.Context, nc np.Connection) error {
 			// MaxReadBuffer: a handler that leaves that much is closed below.
 			avail := min(n, c.left+c.t.readAhead, c.t.o.MaxReadBuffer+1)
 			c.view.avail, c.view.consumed = avail, 0
-			c.deliver(avail > c.left)
+			if !c.deliver(avail > c.left) {
+				continue // paused or closed meanwhile: nothing was shown
+			}
 			_ = r.Release() // views handed to OnData are dead now
 			c.left = avail - c.view.consumed
 			c.readLimit.Store(int64(c.left + c.t.readAhead))
@@ -79,17 +81,20 @@ func (c *conn) peerReset() bool {
 	return classifyEnd(c.fd, shut) == endReset
 }
 
-// deliver runs OnData under the executor lock.
-func (c *conn) deliver(fresh bool) {
+// deliver runs OnData under the executor lock, unless the connection was paused or closed
+// while the task waited for the lock; it reports whether OnData ran.
+func (c *conn) deliver(fresh bool) bool {
 	e := c.e
 	e.mu.Lock()
-	if !c.paused.Load() && !c.closing.Load() {
+	ok := !c.paused.Load() && !c.closing.Load()
+	if ok {
 		if fresh {
 			c.activity(true)
 		}
 		e.call(c, c.onDataFn)
 	}
 	e.mu.Unlock()
+	return ok
 }
 
 func (c *conn) onData() { c.h.OnData(c, &c.view) }

@@ -83,6 +83,8 @@ type transport struct {
 	active atomic.Int64 // reserved connection slots (MaxConns)
 	live   atomic.Int64 // connections whose OnClose (or final cleanup) has not run yet
 
+	layoutWarn sync.Once
+
 	mu        sync.Mutex
 	closed    atomic.Bool
 	closeOnce sync.Once
