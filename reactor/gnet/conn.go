@@ -304,14 +304,12 @@ func (w *conn) shutWrite() {
 	}
 }
 
-// touch records activity for the idle and read timeouts. The wheel is first brought to the
-// present: it only moves on posted ticks, and stamping a stale tick would fire early.
-// Loop-only, inside a dispatch.
+// touch records activity for the idle and read timeouts (reactor.Timeouts stamps it from
+// the clock, so a wheel lagging behind its ticks cannot make them fire early). Loop-only.
 func (w *conn) touch(read bool) {
 	if w.e == nil || w.e.to == nil {
 		return
 	}
-	w.l.wheel.Advance(time.Now())
 	if read {
 		w.e.to.Read()
 	} else {

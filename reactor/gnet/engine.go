@@ -309,11 +309,7 @@ func (es *engineState) onOpen(gc gnetv2.Conn) gnetv2.Action {
 // onTraffic delivers inbound bytes. Runs on w's loop inside gnet's OnTraffic.
 func (l *loop) onTraffic(w *conn) gnetv2.Action {
 	l.cur = w
-	if w.e != nil && w.e.to != nil {
-		l.enter()
-		w.touch(true)
-		l.exit()
-	}
+	w.touch(true)
 	if w.flags&(fPaused|fClosing|fReasonSet) != 0 || w.xflags.Load() != 0 {
 		// Not delivering: gnet re-armed EPOLLIN (after draining its outbound buffer) and
 		// read once more. Take read interest away again; the bytes stay buffered.
