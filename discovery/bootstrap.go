@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/strait-proxy/strait/pipeline"
+	"github.com/strait-proxy/strait/pipeline/router"
+	"github.com/strait-proxy/strait/pipeline/stream"
 )
 
 // MaxBootstrapSize bounds a bootstrap file.
@@ -95,6 +97,8 @@ type parser struct {
 	reg  *Registry
 	snap *Snapshot
 	errs []error
+	// removed says the last decode dropped unsupported fields (see missingError).
+	removed bool
 }
 
 func (p *parser) fail(resource, field string, err error) {
@@ -103,6 +107,15 @@ func (p *parser) fail(resource, field string, err error) {
 
 func (p *parser) failIn(resource string, err error) {
 	p.errs = append(p.errs, located(p.file, resource, err)...)
+}
+
+// failTranslated reports a translator's errors for the resource decoded last, leaving out
+// those that the removal of unsupported fields caused (see missingError).
+func (p *parser) failTranslated(resource string, err error) {
+	if p.removed {
+		err = errors.Join(withoutMissing(err)...)
+	}
+	p.failIn(resource, err)
 }
 
 // fields maps an object's keys to md's fields in key order, reporting unknown and
@@ -170,12 +183,16 @@ func (p *parser) bootstrap(obj map[string]any) {
 func (p *parser) decode(v any, msg proto.Message, resource string) bool {
 	var l errs
 	c := jsonChecker{l: &l, unknownAny: func(parent protoreflect.FullName, url string) error {
-		if parent == "envoy.config.listener.v3.Filter" {
+		switch parent {
+		case "envoy.config.listener.v3.Filter":
 			return p.reg.unknownFilter(url)
+		case "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":
+			return p.reg.unknownHTTPFilter(url)
 		}
 		return fmt.Errorf("%w %q", ErrUnknownType, url)
 	}}
 	c.check(v, msg.ProtoReflect().Descriptor(), "")
+	p.removed = c.removed > 0
 	if len(l.list) > 0 {
 		p.failIn(resource, l.err())
 		for _, e := range l.list {
@@ -308,7 +325,12 @@ func (p *parser) staticResources(v any) {
 		}
 		cfg, err := TranslateCluster(&c)
 		if err != nil {
-			p.failIn(res, err)
+			p.failTranslated(res, err)
+			continue
+		}
+		if proto := cfg.ConnPool.Protocol; proto != "" && !p.reg.hasCodec(proto) {
+			p.fail(res, "typed_extension_protocol_options["+strconv.Quote(HTTPProtocolOptionsKey)+"].explicit_http_config",
+				fmt.Errorf("%w: the %s codec is not available in this program (codecs: %s)", ErrInvalid, proto, p.reg.codecList()))
 			continue
 		}
 		p.snap.Clusters = append(p.snap.Clusters, cfg)
@@ -334,9 +356,10 @@ func (p *parser) staticResources(v any) {
 		}
 		cfg, err := TranslateListener(&l, p.reg)
 		if err != nil {
-			p.failIn(res, err)
+			p.failTranslated(res, err)
 			continue
 		}
+		ApplyRuntime(cfg, p.snap.Runtime)
 		if ap, err := netip.ParseAddrPort(cfg.Address); err == nil && ap.Port() != 0 {
 			for _, b := range addrs {
 				if overlaps(b.ap, ap) {
@@ -347,14 +370,22 @@ func (p *parser) staticResources(v any) {
 			addrs = append(addrs, bound{ap, res})
 		}
 		for j, f := range cfg.FilterChain {
-			cr, ok := f.Config.(ClusterReferrer)
-			if !ok {
+			field := fmt.Sprintf("filter_chains[0].filters[%d].typed_config", j)
+			dangling := func(where, cn string) {
+				if _, ok := defined[cn]; !ok {
+					p.fail(res, field, fmt.Errorf("%s%w %q (not in static_resources.clusters)", where, ErrDanglingCluster, cn))
+				}
+			}
+			if sc, ok := f.Config.(*stream.Config); ok {
+				// Name the filter, virtual host and route that use the cluster.
+				for _, ref := range routeClusterRefs(sc.Route) {
+					dangling(fmt.Sprintf("filter %q: %s: ", f.Name, ref.where), ref.cluster)
+				}
 				continue
 			}
-			for _, cn := range cr.ClusterNames() {
-				if _, ok := defined[cn]; !ok {
-					p.fail(res, fmt.Sprintf("filter_chains[0].filters[%d].typed_config", j),
-						fmt.Errorf("%w %q (not in static_resources.clusters)", ErrDanglingCluster, cn))
+			if cr, ok := f.Config.(ClusterReferrer); ok {
+				for _, cn := range cr.ClusterNames() {
+					dangling("", cn)
 				}
 			}
 		}
@@ -376,4 +407,37 @@ func overlaps(a, b netip.AddrPort) bool {
 		return w.IsUnspecified() && (w.Is6() || o.Is4())
 	}
 	return wild(x, y) || wild(y, x)
+}
+
+// clusterRef is one cluster a route table names, and where.
+type clusterRef struct {
+	cluster string
+	where   string // `virtual host "x" (virtual_hosts[0]), route "y" (routes[1])`
+}
+
+// routeClusterRefs lists the clusters of a route table with the virtual host and route
+// that name them, in table order.
+func routeClusterRefs(c *router.Config) []clusterRef {
+	if c == nil {
+		return nil
+	}
+	var out []clusterRef
+	for i, vh := range c.VirtualHosts {
+		for j, r := range vh.Routes {
+			if r.Action == nil {
+				continue
+			}
+			where := fmt.Sprintf("virtual host %q (virtual_hosts[%d]), route routes[%d]", vh.Name, i, j)
+			if r.Name != "" {
+				where = fmt.Sprintf("virtual host %q (virtual_hosts[%d]), route %q (routes[%d])", vh.Name, i, r.Name, j)
+			}
+			if r.Action.Cluster != "" {
+				out = append(out, clusterRef{r.Action.Cluster, where})
+			}
+			for k, w := range r.Action.WeightedClusters {
+				out = append(out, clusterRef{w.Name, fmt.Sprintf("%s, weighted cluster %d", where, k)})
+			}
+		}
+	}
+	return out
 }

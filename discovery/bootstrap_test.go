@@ -16,10 +16,19 @@ import (
 	"github.com/strait-proxy/strait/pipeline/tcpproxy"
 )
 
+// testCodecs are the codec names the test registry knows, as cmd/strait's would.
+var testCodecs = []string{"http1", "http2", "bolt"}
+
+// testRegistry has every built-in network filter, the test HTTP filter (acme.headers) and
+// testCodecs, as cmd/strait's registry would.
 func testRegistry(t testing.TB) *Registry {
 	t.Helper()
 	reg := NewRegistry()
-	if err := reg.Register(TCPProxyFilter()); err != nil {
+	reg.SetCodecs(testCodecs)
+	if err := reg.Register(TCPProxyFilter(), HTTPConnectionManagerFilter(), RPCProxyFilter()); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.RegisterHTTPFilters(addHeaderFilter()); err != nil {
 		t.Fatal(err)
 	}
 	return reg
@@ -159,18 +168,14 @@ func TestParseJSON(t *testing.T) {
 // TestParseInvalid: each bad bootstrap fails with every problem reported, each naming the
 // file, the resource and the field.
 func TestParseInvalid(t *testing.T) {
-	cases := []struct {
-		file string
-		is   []error
-		want []string
-	}{
+	cases := []invalidCase{
 		{"invalid-misspelled-field.yaml", []error{ErrUnknownField}, []string{
 			`invalid-misspelled-field.yaml: static_resources.listeners[0] ("listener_0"): unknown field "adress" (did you mean "address"?)`,
 			`invalid-misspelled-field.yaml: static_resources.listeners[0] ("listener_0"): filter_chains[0].filters[0].typed_config: unknown field "clustr" (did you mean "cluster"?)`,
 			`invalid-misspelled-field.yaml: static_resources.clusters[0] ("backend"): load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address: unknown field "port_valu"`,
 		}},
 		{"invalid-unknown-filter.yaml", []error{ErrUnknownFilter}, []string{
-			`invalid-unknown-filter.yaml: static_resources.listeners[0] ("listener_0"): filter_chains[0].filters[0].typed_config: unknown filter type "type.googleapis.com/envoy.extensions.filters.network.echo.v3.Echo" (registered: type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy)`,
+			`invalid-unknown-filter.yaml: static_resources.listeners[0] ("listener_0"): filter_chains[0].filters[0].typed_config: unknown filter type "type.googleapis.com/envoy.extensions.filters.network.echo.v3.Echo" (registered: type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager, type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, type.googleapis.com/strait.filters.network.rpc_proxy.v1.RpcProxy)`,
 			`invalid-unknown-filter.yaml: static_resources.listeners[1] ("listener_1"): filter_chains[0].filters[0].typed_config: unknown filter type "type.googleapis.com/acme.filters.v1.Nope"`,
 		}},
 		{"invalid-dangling-cluster.yaml", []error{ErrDanglingCluster}, []string{
@@ -187,7 +192,7 @@ func TestParseInvalid(t *testing.T) {
 			`invalid-unsupported-field.yaml: static_resources.listeners[0] ("listener_0"): filter_chains[0]: field "filter_chain_match" is not supported`,
 			`invalid-unsupported-field.yaml: static_resources.listeners[0] ("listener_0"): filter_chains[0].filters[0].typed_config: field "access_log" is not supported`,
 			`invalid-unsupported-field.yaml: static_resources.clusters[0] ("backend"): field "common_lb_config" is not supported`,
-			`invalid-unsupported-field.yaml: static_resources.clusters[0] ("backend"): field "typed_extension_protocol_options" is not supported`,
+			`invalid-unsupported-field.yaml: static_resources.clusters[0] ("backend"): typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config: field "http3_protocol_options" is not supported`,
 			`invalid-unsupported-field.yaml: static_resources.clusters[0] ("backend"): load_assignment.endpoints[0]: field "priority" is not supported`,
 		}},
 		{"invalid-bad-address.yaml", []error{ErrInvalid}, []string{
@@ -208,7 +213,19 @@ func TestParseInvalid(t *testing.T) {
 			`invalid-cluster-settings.yaml: static_resources.clusters[3] ("zero-weight"): dns_refresh_rate: invalid value: applies to STRICT_DNS clusters only`,
 		}},
 	}
-	reg := testRegistry(t)
+	runInvalidCases(t, testRegistry(t), cases)
+}
+
+type invalidCase struct {
+	file string
+	is   []error
+	want []string
+}
+
+// runInvalidCases parses each file and checks that it fails with exactly the wanted
+// errors (one line each), matching the sentinels, each naming its file and resource.
+func runInvalidCases(t *testing.T, reg *Registry, cases []invalidCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
 			s, err := parseFile(t, tc.file, reg)
@@ -327,7 +344,7 @@ func TestRegistry(t *testing.T) {
 	if err := reg.Register(TCPProxyFilter()); !errors.Is(err, ErrRegistry) || !strings.Contains(err.Error(), "registered twice") {
 		t.Fatalf("duplicate registration: %v", err)
 	}
-	for _, bad := range []NetworkFilter{{"", DecodeTCPProxy}, {"nourl", DecodeTCPProxy}, {TypedStructURL, DecodeTCPProxy}, {"type.googleapis.com/a.B", nil}} {
+	for _, bad := range []NetworkFilter{{TypeURL: "", Decode: DecodeTCPProxy}, {TypeURL: "nourl", Decode: DecodeTCPProxy}, {TypeURL: TypedStructURL, Decode: DecodeTCPProxy}, {TypeURL: "type.googleapis.com/a.B"}} {
 		if err := reg.RegisterNetworkFilter(bad.TypeURL, bad.Decode); !errors.Is(err, ErrRegistry) {
 			t.Errorf("registration %q accepted: %v", bad.TypeURL, err)
 		}

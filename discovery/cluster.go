@@ -3,7 +3,9 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -105,6 +107,10 @@ type ClusterConfig struct {
 	// DNSRefreshRate is the STRICT_DNS re-resolution period; 0 means DefaultDNSRefreshRate.
 	DNSRefreshRate  time.Duration
 	DNSLookupFamily DNSLookupFamily
+	// ConnPool are the upstream HTTP connection pool settings (Envoy's
+	// typed_extension_protocol_options HttpProtocolOptions); the zero value follows the
+	// downstream protocol with the stream manager's defaults.
+	ConnPool pipeline.ConnPoolOptions
 }
 
 // EndpointConfig is one lb_endpoint.
@@ -177,6 +183,14 @@ func (c *ClusterConfig) Validate() error {
 			e.add(path+".address", fmt.Errorf("%w: %q is neither an IP address nor a DNS name", ErrInvalid, ep.Address))
 		}
 	}
+	switch c.ConnPool.Protocol {
+	case "", CodecHTTP1, CodecHTTP2:
+	default:
+		e.add("conn_pool.protocol", fmt.Errorf("%w: %q (want http1, http2 or empty)", ErrInvalid, c.ConnPool.Protocol))
+	}
+	if c.ConnPool.MaxRequestsPerConnection < 0 || c.ConnPool.IdleTimeout < 0 || c.ConnPool.MaxConcurrentStreams < 0 {
+		e.add("conn_pool", fmt.Errorf("%w: negative limits", ErrInvalid))
+	}
 	if m := c.Maglev.TableSize; c.LBPolicy == Maglev && m != 0 && uint64(len(c.Endpoints)) > m {
 		e.add("maglev_lb_config.table_size", fmt.Errorf("%w: %d is smaller than the %d endpoints", ErrInvalid, m, len(c.Endpoints)))
 	}
@@ -230,8 +244,9 @@ func (c *ClusterConfig) dnsRefreshRate() time.Duration {
 // type STATIC or STRICT_DNS, connect_timeout, lb_policy ROUND_ROBIN, LEAST_REQUEST,
 // RANDOM, RING_HASH or MAGLEV with their *_lb_config, load_assignment (priority 0
 // lb_endpoints with endpoint.address.socket_address and load_balancing_weight),
-// circuit_breakers.thresholds (default priority), dns_refresh_rate and dns_lookup_family
-// (AUTO, V4_ONLY). Every problem is reported (errors.Join of *FieldError, Resource
+// circuit_breakers.thresholds (default priority), dns_refresh_rate, dns_lookup_family
+// (AUTO, V4_ONLY) and typed_extension_protocol_options (HttpProtocolOptions, see
+// translateHTTPProtocolOptions). Every problem is reported (errors.Join of *FieldError, Resource
 // `cluster "name"`).
 func TranslateCluster(c *clusterv3.Cluster) (ClusterConfig, error) {
 	var e errs
@@ -330,15 +345,23 @@ func TranslateCluster(c *clusterv3.Cluster) (ClusterConfig, error) {
 		cfg.CircuitBreakers = &th
 	}
 	if c.DnsRefreshRate != nil {
-		if cfg.Type != ClusterStrictDNS {
+		if c.GetType() == clusterv3.Cluster_STATIC {
 			e.add("dns_refresh_rate", fmt.Errorf("%w: applies to STRICT_DNS clusters only", ErrInvalid))
 		}
 		cfg.DNSRefreshRate = duration(c.DnsRefreshRate.AsDuration(), "dns_refresh_rate", &e)
 	}
+	for _, key := range slices.Sorted(maps.Keys(c.GetTypedExtensionProtocolOptions())) {
+		path := "typed_extension_protocol_options[" + strconv.Quote(key) + "]"
+		if key != HTTPProtocolOptionsKey {
+			e.add(path, fmt.Errorf("%w: only %s", ErrUnsupported, HTTPProtocolOptionsKey))
+			continue
+		}
+		cfg.ConnPool = translateHTTPProtocolOptions(c.GetTypedExtensionProtocolOptions()[key], path, &e)
+	}
 	switch c.GetDnsLookupFamily() {
 	case clusterv3.Cluster_AUTO:
 	case clusterv3.Cluster_V4_ONLY:
-		if cfg.Type != ClusterStrictDNS {
+		if c.GetType() == clusterv3.Cluster_STATIC {
 			e.add("dns_lookup_family", fmt.Errorf("%w: applies to STRICT_DNS clusters only", ErrInvalid))
 		}
 		cfg.DNSLookupFamily = DNSV4Only

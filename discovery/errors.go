@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -128,4 +129,32 @@ func joinPath(a, b string) string {
 		return a + b
 	}
 	return a + "." + b
+}
+
+// missingError marks a "required but absent" error. When the bootstrap parser removed an
+// unsupported field from the same resource (so that decoding could go on and report more),
+// such an error is most likely a consequence of that removal (`rds` instead of
+// `route_config`, `redirect` instead of `route`), so the parser drops it and keeps the
+// unsupported field's own error. Resources that arrive over xDS keep every field, and their
+// translators do not report a missing field when an unsupported alternative is set.
+type missingError struct{ err error }
+
+func (e *missingError) Error() string { return e.err.Error() }
+func (e *missingError) Unwrap() error { return e.err }
+
+// missing returns an ErrInvalid error marked as a missing-field error.
+func missing(format string, a ...any) error {
+	return &missingError{fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)}
+}
+
+// withoutMissing drops the missing-field errors from err's parts.
+func withoutMissing(err error) []error {
+	var out []error
+	for _, e := range flatten(err) {
+		var m *missingError
+		if !errors.As(e, &m) {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -397,3 +397,9 @@ func pickFamily(addrs []netip.Addr, fam DNSLookupFamily) []netip.Addr {
 	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
 	return slices.Compact(out)
 }
+
+var _ pipeline.ConnPoolSettings = (*Cluster)(nil)
+
+// ConnPool implements pipeline.ConnPoolSettings: the cluster's upstream HTTP connection
+// pool settings (typed_extension_protocol_options).
+func (c *Cluster) ConnPool() pipeline.ConnPoolOptions { return c.cfg.ConnPool }

@@ -8,6 +8,8 @@ import (
 	xdstypev3 "github.com/cncf/xds/go/xds/type/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
+	"github.com/strait-proxy/strait/pipeline"
+	"github.com/strait-proxy/strait/pipeline/stream"
 	"github.com/strait-proxy/strait/reactor"
 )
 
@@ -50,6 +52,11 @@ type RuntimeConfig struct {
 	DrainTimeout time.Duration
 	// LogLevel is the minimum log level (default info).
 	LogLevel slog.Level
+	// RequestDispatch says where every stream manager (HTTP connection manager, RPC proxy)
+	// runs a request's decode filters and routing: stream.DispatchPool (the default, a task
+	// on the bounded request pool) or stream.DispatchInline (on the connection's event
+	// loop: faster, for filters that never block). Copied into every stream.Config.
+	RequestDispatch stream.Dispatch
 }
 
 // runtimeJSON is the TypedStruct's value as written in the bootstrap.
@@ -64,6 +71,8 @@ type runtimeJSON struct {
 	WorkerPoolSize int    `json:"worker_pool_size"`
 	DrainTimeout   string `json:"drain_timeout"`
 	LogLevel       string `json:"log_level"`
+	// RequestDispatch is "pool" (default) or "inline".
+	RequestDispatch string `json:"request_dispatch"`
 }
 
 // Limits for RuntimeConfig values.
@@ -115,6 +124,11 @@ func (c *RuntimeConfig) Validate() error {
 	case slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError:
 	default:
 		l.add("log_level", fmt.Errorf("%w: %v", ErrInvalid, c.LogLevel))
+	}
+	switch c.RequestDispatch {
+	case stream.DispatchPool, stream.DispatchInline:
+	default:
+		l.add("request_dispatch", fmt.Errorf("%w: %d", ErrInvalid, c.RequestDispatch))
 	}
 	return l.err()
 }
@@ -181,6 +195,13 @@ func TranslateRuntime(ext *corev3.TypedExtensionConfig) (RuntimeConfig, error) {
 			l.add("typed_config.value.log_level", fmt.Errorf("%w: %q (want debug, info, warn or error)", ErrInvalid, raw.LogLevel))
 		}
 	}
+	switch raw.RequestDispatch {
+	case "", "pool":
+	case "inline":
+		cfg.RequestDispatch = stream.DispatchInline
+	default:
+		l.add("typed_config.value.request_dispatch", fmt.Errorf("%w: %q (want pool or inline)", ErrInvalid, raw.RequestDispatch))
+	}
 	if err := cfg.Validate(); err != nil {
 		l.add("typed_config.value", err)
 	}
@@ -196,4 +217,16 @@ func validLevelName(s string) bool {
 		return true
 	}
 	return false
+}
+
+// ApplyRuntime copies the runtime settings that belong in filter configurations into a
+// translated listener: RequestDispatch into every *stream.Config of its filter chain. Parse
+// does it for the bootstrap's listeners; the xDS client calls it on listeners it translates,
+// before they are shared.
+func ApplyRuntime(l pipeline.ListenerConfig, rt RuntimeConfig) {
+	for _, f := range l.FilterChain {
+		if sc, ok := f.Config.(*stream.Config); ok {
+			sc.Dispatch = rt.RequestDispatch
+		}
+	}
 }

@@ -19,6 +19,8 @@ var ErrUnknownType = errors.New("unknown type URL")
 // (protojson stops at the first and names no path).
 type jsonChecker struct {
 	l *errs
+	// removed counts the unsupported fields deleted from the value (see checkObject).
+	removed int
 	// unknownAny reports an Any whose @type is not linked in; parent is the message holding
 	// the Any field. Nil means ErrUnknownType.
 	unknownAny func(parent protoreflect.FullName, url string) error
@@ -74,6 +76,7 @@ func (c *jsonChecker) checkObject(v any, md protoreflect.MessageDescriptor, path
 			// The key is dropped so that decoding can go on and report further problems.
 			c.l.add(path, fmt.Errorf("field %q is %w", k, ErrUnsupported))
 			delete(obj, k)
+			c.removed++
 			continue
 		}
 		switch {
@@ -207,7 +210,7 @@ func supportedFields(name protoreflect.FullName) ([]string, bool) {
 		return []string{
 			"name", "type", "connect_timeout", "lb_policy", "least_request_lb_config",
 			"ring_hash_lb_config", "maglev_lb_config", "load_assignment", "circuit_breakers",
-			"dns_refresh_rate", "dns_lookup_family",
+			"dns_refresh_rate", "dns_lookup_family", "typed_extension_protocol_options",
 		}, true
 	case "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig":
 		return []string{"choice_count"}, true
@@ -240,6 +243,82 @@ func supportedFields(name protoreflect.FullName) ([]string, bool) {
 		return []string{"name", "weight"}, true
 	case "envoy.config.core.v3.TypedExtensionConfig":
 		return []string{"name", "typed_config"}, true
+
+	// Upstream HTTP protocol options (clusters' typed_extension_protocol_options).
+	case "envoy.extensions.upstreams.http.v3.HttpProtocolOptions":
+		return []string{"common_http_protocol_options", "explicit_http_config", "use_downstream_protocol_config"}, true
+	case "envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig",
+		"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig":
+		return []string{"http_protocol_options", "http2_protocol_options"}, true
+	case "envoy.config.core.v3.HttpProtocolOptions":
+		return []string{"idle_timeout", "max_requests_per_connection"}, true
+	case "envoy.config.core.v3.Http1ProtocolOptions":
+		return []string{}, true
+	case "envoy.config.core.v3.Http2ProtocolOptions":
+		return []string{"max_concurrent_streams"}, true
+
+	// HTTP connection manager.
+	case "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager":
+		return []string{
+			"codec_type", "stat_prefix", "route_config", "http_filters", "common_http_protocol_options",
+			"http2_protocol_options", "stream_idle_timeout",
+		}, true
+	case "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter":
+		return []string{"name", "typed_config"}, true
+	case "envoy.extensions.filters.http.router.v3.Router":
+		return []string{}, true
+
+	// Route tables (inline route_config; RDS later).
+	case "envoy.config.route.v3.RouteConfiguration":
+		return []string{
+			"name", "virtual_hosts", "request_headers_to_add", "request_headers_to_remove",
+			"response_headers_to_add", "response_headers_to_remove", "validate_clusters",
+		}, true
+	case "envoy.config.route.v3.VirtualHost":
+		return []string{
+			"name", "domains", "routes", "request_headers_to_add", "request_headers_to_remove",
+			"response_headers_to_add", "response_headers_to_remove",
+		}, true
+	case "envoy.config.route.v3.Route":
+		return []string{
+			"name", "match", "route", "direct_response", "request_headers_to_add",
+			"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
+		}, true
+	case "envoy.config.route.v3.RouteMatch":
+		return []string{"prefix", "path", "safe_regex", "case_sensitive", "headers"}, true
+	case "envoy.type.matcher.v3.RegexMatcher":
+		return []string{"google_re2", "regex"}, true
+	case "envoy.type.matcher.v3.RegexMatcher.GoogleRE2":
+		return []string{}, true
+	case "envoy.config.route.v3.HeaderMatcher":
+		return []string{"name", "string_match", "present_match", "invert_match"}, true
+	case "envoy.type.matcher.v3.StringMatcher":
+		return []string{"exact", "prefix", "suffix", "contains", "safe_regex"}, true
+	case "envoy.config.route.v3.RouteAction":
+		return []string{
+			"cluster", "weighted_clusters", "timeout", "prefix_rewrite", "host_rewrite_literal",
+			"retry_policy", "hash_policy",
+		}, true
+	case "envoy.config.route.v3.WeightedCluster":
+		return []string{"clusters"}, true
+	case "envoy.config.route.v3.WeightedCluster.ClusterWeight":
+		return []string{"name", "weight", "request_headers_to_add", "request_headers_to_remove"}, true
+	case "envoy.config.route.v3.RetryPolicy":
+		return []string{"retry_on", "num_retries", "per_try_timeout", "retriable_status_codes"}, true
+	case "envoy.config.route.v3.RouteAction.HashPolicy":
+		return []string{"header", "connection_properties", "terminal"}, true
+	case "envoy.config.route.v3.RouteAction.HashPolicy.Header":
+		return []string{"header_name"}, true
+	case "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties":
+		return []string{"source_ip"}, true
+	case "envoy.config.route.v3.DirectResponseAction":
+		return []string{"status", "body"}, true
+	case "envoy.config.core.v3.DataSource":
+		return []string{"inline_string"}, true
+	case "envoy.config.core.v3.HeaderValueOption":
+		return []string{"header", "append", "append_action"}, true
+	case "envoy.config.core.v3.HeaderValue":
+		return []string{"key", "value"}, true
 	}
 	return nil, false
 }

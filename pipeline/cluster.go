@@ -121,7 +121,8 @@ type ConnPoolOptions struct {
 	Protocol string
 	// MaxRequestsPerConnection retires a connection after this many streams (0: unlimited).
 	MaxRequestsPerConnection int
-	// IdleTimeout closes a connection that carried no stream for this long (0: default).
+	// IdleTimeout closes a connection that carried no stream for this long; 0 means the
+	// stream manager's default and a negative value keeps idle connections open forever.
 	IdleTimeout time.Duration
 	// MaxConcurrentStreams caps streams per multiplexed connection (0: the codec's limit).
 	MaxConcurrentStreams int

@@ -3,11 +3,14 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/strait-proxy/strait/pipeline/server"
 )
 
 // defaultBootstrap is the embedded default configuration. DEMO_UPSTREAM_PORT is replaced with
@@ -50,3 +53,14 @@ func (d *demoUpstream) bootstrap() []byte {
 }
 
 func (d *demoUpstream) Close() { _ = d.srv.Close() }
+
+// printTryIt tells a newcomer what runs and how to try it.
+func (d *demoUpstream) printTryIt(w io.Writer, s *server.Server) {
+	if len(s.Listeners) == 0 {
+		return
+	}
+	l := s.Listeners[0]
+	fmt.Fprintf(w, "Strait is running its embedded default configuration (transport %s).\n", s.Transport)
+	fmt.Fprintf(w, "  listener %q on %s forwards to the demo upstream on %s\n", l.Name(), l.Addr(), d.addr)
+	fmt.Fprintf(w, "Try it:\n  curl http://%s/\nStop with Ctrl-C.\n", l.Addr())
+}

@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +20,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/strait-proxy/strait/pipeline/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -60,15 +61,28 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "strait: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	err := run(ctx, options{
-		configPath: *cfgPath,
-		transport:  *transport,
-		logLevel:   *logLevel,
-		logFormat:  *logFormat,
-		stdout:     stdout,
-		stderr:     stderr,
-	})
-	if err != nil {
+	o := server.Options{ConfigName: *cfgPath, Transport: *transport, LogFormat: *logFormat}
+	if *logLevel != "" {
+		lv, err := parseLevel(*logLevel)
+		if err != nil {
+			fmt.Fprintf(stderr, "strait: %v\n", err)
+			return 2
+		}
+		o.LogLevel = &lv
+	}
+	ext := builtins()
+	if *cfgPath == "" {
+		demo, err := startDemoUpstream()
+		if err != nil {
+			fmt.Fprintf(stderr, "strait: embedded default configuration: %v\n", err)
+			return 1
+		}
+		defer demo.Close()
+		o.ConfigName, o.ConfigData = "embedded default configuration", demo.bootstrap()
+		o.Ready = func(s *server.Server) { demo.printTryIt(stdout, s) }
+	}
+	o.LogOutput = stderr
+	if err := server.Run(ctx, o, ext); err != nil {
 		fmt.Fprintf(stderr, "strait: %v\n", err)
 		return 1
 	}
@@ -86,7 +100,7 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "strait validate: -c FILE is required")
 		return 2
 	}
-	if err := validate(*cfgPath); err != nil {
+	if err := server.Validate(server.Options{ConfigName: *cfgPath}, builtins()); err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
 		return 1
 	}
@@ -119,15 +133,4 @@ func parseLevel(level string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", level)
-}
-
-func newLogger(w io.Writer, level slog.Level, format string) (*slog.Logger, error) {
-	ho := &slog.HandlerOptions{Level: level}
-	switch format {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, ho)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	}
-	return nil, errors.New("unknown log format " + format + " (want text or json)")
 }

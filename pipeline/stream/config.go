@@ -48,7 +48,8 @@ type Config struct {
 	// IdleTimeout closes a downstream connection with no active stream for this long;
 	// 0 disables it.
 	IdleTimeout time.Duration
-	// StreamIdleTimeout resets a stream when no byte of it moved for this long; 0 disables.
+	// StreamIdleTimeout resets a stream when no byte of it moved for this long; 0 means
+	// DefaultStreamIdleTimeout and a negative value disables it.
 	StreamIdleTimeout time.Duration
 	// MaxRequestsPerConnection closes a downstream connection after this many requests
 	// (0: unlimited).
@@ -105,7 +106,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("http_filters[%d] (%s): %w", i, f.Name, err)
 		}
 	}
-	if c.IdleTimeout < 0 || c.StreamIdleTimeout < 0 || c.MaxRequestsPerConnection < 0 ||
+	if c.IdleTimeout < 0 || c.MaxRequestsPerConnection < 0 ||
 		c.MaxStreams < 0 || c.BufferLimit < 0 || c.RetryBufferLimit < 0 {
 		return fmt.Errorf("%w: negative limits", ErrInvalidConfig)
 	}

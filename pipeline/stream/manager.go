@@ -19,6 +19,7 @@ type stats struct {
 	cxTotal, rqTotal, rq1xx, rq2xx, rq3xx, rq4xx, rq5xx    *atomic.Uint64
 	noRoute, noCluster, noHealthy, overflow, timeout, shed *atomic.Uint64
 	retry, upConnectFail, upReset, upCxTotal, protocolErr  *atomic.Uint64
+	idleTimeout                                            *atomic.Uint64
 	cxActive, rqActive                                     *atomic.Int64
 }
 
@@ -35,8 +36,9 @@ func newStats(s *pipeline.Stats, prefix string) *stats {
 		shed: c("downstream_rq_shed_total"), retry: c("upstream_rq_retry_total"),
 		upConnectFail: c("upstream_cx_connect_fail_total"), upReset: c("upstream_rq_reset_total"),
 		upCxTotal: c("upstream_cx_total"), protocolErr: c("downstream_protocol_error_total"),
-		cxActive: s.Gauge("strait_stream_downstream_cx_active" + l),
-		rqActive: s.Gauge("strait_stream_downstream_rq_active" + l),
+		idleTimeout: c("stream_idle_timeout_total"),
+		cxActive:    s.Gauge("strait_stream_downstream_cx_active" + l),
+		rqActive:    s.Gauge("strait_stream_downstream_rq_active" + l),
 	}
 }
 

@@ -19,6 +19,7 @@ var (
 	ErrUpstreamTimeout = errors.New("stream: upstream request timeout")
 	ErrDownstreamGone  = errors.New("stream: downstream went away")
 	ErrShed            = errors.New("stream: request pool saturated")
+	ErrStreamIdle      = errors.New("stream: idle timeout")
 )
 
 // Response flags, in Envoy's access-log vocabulary.
@@ -34,6 +35,7 @@ const (
 	FlagShed           = "SH"
 	FlagDirect         = "DR"
 	FlagFilter         = "FI"
+	FlagStreamIdle     = "SI"
 )
 
 // Info is what is known about a stream, for filters, access logs and tests.
@@ -93,6 +95,7 @@ type Stream struct {
 	local      *localReply // a local reply requested off the executor
 	matched    *router.Entry
 	route      *router.Entry
+	weighted   *router.WeightedCluster
 	cluster    pipeline.Cluster
 	host       pipeline.Host
 	waitingIn  *connPool
@@ -111,7 +114,9 @@ type Stream struct {
 	holdsRq    bool // holds a circuit-breaker request slot
 	discarding bool // dropping a response we are going to retry
 	respStart  bool
-	timer      *time.Timer
+	timer      *time.Timer // the route deadline and the stream idle timeout, whichever is first
+	deadline   time.Time   // route timeout; zero when none
+	lastActive time.Time   // last byte of this stream in either direction
 	tryTimer   *time.Timer
 }
 
@@ -279,6 +284,7 @@ func (s *Stream) forward(e *router.Entry) {
 	}
 	addHeaders(s.req, e.RequestHeadersToAdd)
 	name, wc := e.PickCluster()
+	s.weighted = wc
 	if wc != nil {
 		for _, n := range wc.RequestHeadersToRemove {
 			s.req.Del(n)
@@ -312,9 +318,27 @@ func (s *Stream) forward(e *router.Entry) {
 	s.holdsRq = true
 	s.retain = a.Retry != nil && a.Retry.NumRetries > 0
 	if a.Timeout > 0 {
-		s.timer = s.afterFunc(a.Timeout, (*Stream).onTimeout)
+		s.deadline = s.info.Start.Add(a.Timeout)
 	}
+	s.lastActive = time.Now()
+	s.armTimer()
 	s.connect()
+}
+
+// responseHeaderMods applies the route's and the weighted cluster's response header changes.
+func (s *Stream) responseHeaderMods(h protocol.Headers) {
+	if e := s.route; e != nil {
+		for _, n := range e.ResponseHeadersToRemove {
+			h.Del(n)
+		}
+		addHeaders(h, e.ResponseHeadersToAdd)
+	}
+	if wc := s.weighted; wc != nil {
+		for _, n := range wc.ResponseHeadersToRemove {
+			h.Del(n)
+		}
+		addHeaders(h, wc.ResponseHeadersToAdd)
+	}
 }
 
 func addHeaders(h protocol.Headers, add []router.HeaderValue) {
@@ -473,6 +497,9 @@ func (s *Stream) dropRetained() {
 // requestData handles n request body bytes at the front of in.
 func (s *Stream) requestData(in reactor.View, n int, end bool) {
 	s.info.BytesReceived += uint64(n)
+	if s.timer != nil {
+		s.lastActive = time.Now()
+	}
 	if s.phase == phaseDone {
 		in.Skip(n)
 		return
@@ -604,12 +631,7 @@ func (r *responseSink) OnHeaders(_ protocol.StreamID, h protocol.Headers, end bo
 	for i := len(s.encoders) - 1; i >= 0; i-- {
 		s.encoders[i].EncodeHeaders(s, h, end)
 	}
-	if e := s.route; e != nil {
-		for _, n := range e.ResponseHeadersToRemove {
-			h.Del(n)
-		}
-		addHeaders(h, e.ResponseHeadersToAdd)
-	}
+	s.responseHeaderMods(h)
 	s.info.Status = status
 	err := s.d.codec.EncodeHeaders(s.id, h, end)
 	h.Release()
@@ -629,6 +651,9 @@ func (r *responseSink) OnData(_ protocol.StreamID, in reactor.View, n int, end b
 		return
 	}
 	s.info.BytesSent += uint64(n)
+	if s.timer != nil {
+		s.lastActive = time.Now()
+	}
 	d := s.d
 	d.vec[0] = in.Peek(n)
 	err := d.codec.EncodeData(s.id, d.vec[:], end)
@@ -777,7 +802,56 @@ func (s *Stream) retry() {
 	s.pending = append(s.retained, s.pending...)
 	s.pendingLen = s.retainLen
 	s.retained, s.retainLen = nil, 0
+	if s.timer != nil {
+		s.timer.Stop()
+		s.armTimer() // the generation moved on; the route deadline still holds
+	}
 	s.connect()
+}
+
+// idleTimeout is the configured stream idle timeout, or 0 when disabled.
+func (s *Stream) idleTimeout() time.Duration {
+	if d := s.d.f.cfg.StreamIdleTimeout; d > 0 {
+		return d
+	}
+	return 0
+}
+
+// armTimer schedules the stream's one timer at the earlier of the route deadline and the
+// idle deadline. Activity does not move the timer: when it fires early it re-arms itself.
+func (s *Stream) armTimer() {
+	next := s.deadline
+	if idle := s.idleTimeout(); idle > 0 {
+		if at := s.lastActive.Add(idle); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if next.IsZero() {
+		return
+	}
+	d := time.Until(next)
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	s.timer = s.afterFunc(d, (*Stream).onTimer)
+}
+
+func (s *Stream) onTimer() {
+	now := time.Now()
+	switch {
+	case !s.deadline.IsZero() && !now.Before(s.deadline):
+		s.onTimeout()
+	case s.idleTimeout() > 0 && now.Sub(s.lastActive) >= s.idleTimeout():
+		s.d.f.stats.idleTimeout.Add(1)
+		s.abandonUpstream(ErrStreamIdle)
+		if !s.respStart {
+			s.sendLocal(408, "stream idle timeout\n", FlagStreamIdle)
+			return
+		}
+		s.resetDownstream(ErrStreamIdle)
+	default:
+		s.armTimer()
+	}
 }
 
 func (s *Stream) onTimeout() {
@@ -864,6 +938,9 @@ func (s *Stream) sendLocal(status int, body string, flag string) {
 		"content-length", strconv.Itoa(len(body)))
 	if body != "" {
 		h.Add("content-type", "text/plain")
+	}
+	if flag == FlagDirect {
+		s.responseHeaderMods(h) // Envoy applies them to direct responses too
 	}
 	for i := len(s.encoders) - 1; i >= 0; i-- {
 		s.encoders[i].EncodeHeaders(s, h, body == "")

@@ -142,7 +142,7 @@ func (p *connPool) serve(uc *upConn) {
 		uc.inReady = true
 		p.ready = append(p.ready, uc)
 	}
-	if uc.codec.ActiveStreams() == 0 {
+	if uc.codec.ActiveStreams() == 0 && p.opts.IdleTimeout > 0 {
 		uc.rc.SetIdleTimeout(p.opts.IdleTimeout)
 	}
 }
