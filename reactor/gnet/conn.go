@@ -264,7 +264,7 @@ func (w *conn) deliver() {
 	v := &l.view
 	v.gc = gc
 	l.enter()
-	w.h.OnData(w, v)
+	w.callData(v)
 	v.gc = nil
 	if !w.closed() && w.flags&fDetached == 0 && gc.InboundBuffered() > l.t.o.MaxReadBuffer {
 		w.beginClose(errReadOverflow, closeHard)
@@ -398,9 +398,7 @@ func (w *conn) flushSends() {
 	err := w.sendCheck()
 	switch {
 	case err != nil:
-		for _, b := range bufs {
-			b.Release()
-		}
+		w.l.t.releaseAll(bufs)
 	case w.flags&fDetached != 0:
 		for _, b := range bufs {
 			_ = w.e.d.enqueue(w, b)
@@ -415,9 +413,7 @@ func (w *conn) flushSends() {
 		l.vec = vec
 		err = l.writev(w, vec)
 		clear(vec)
-		for _, b := range bufs {
-			b.Release()
-		}
+		l.t.releaseAll(bufs)
 		if err == nil {
 			_ = w.wrote(before)
 		}
@@ -429,7 +425,7 @@ func (w *conn) Exec(fn func()) bool {
 	if w.closed() {
 		return false
 	}
-	w.l.post(task{op: opExec, fn: fn})
+	w.l.post(task{op: opExec, w: w, fn: fn})
 	return true
 }
 
@@ -548,7 +544,7 @@ func (w *conn) pollDrain(now *time.Time) bool {
 	}
 	if w.flags&fCongested != 0 && out < w.l.t.o.LowWatermark {
 		w.flags &^= fCongested
-		w.h.OnWritable(w)
+		w.callWritable()
 	}
 	if w.closed() || w.flags&fDetached != 0 {
 		return false
@@ -571,10 +567,8 @@ func (w *conn) finalize(reason error) {
 		w.sh.bufs = nil
 	}
 	w.mu.Unlock()
-	for _, b := range bufs {
-		b.Release()
-	}
 	l := w.l
+	l.t.releaseAll(bufs)
 	if e := w.e; e != nil {
 		if e.to != nil {
 			e.to.Stop()

@@ -236,20 +236,27 @@ func (ev *events) OnTick() (time.Duration, gnetv2.Action) {
 	return 24 * time.Hour, gnetv2.None
 }
 
-func (ev *events) OnOpen(gc gnetv2.Conn) ([]byte, gnetv2.Action) {
+// The adapters below are gnet's entry points into the backend. Handler code inside them runs
+// through guarded calls (panic.go); each adapter also recovers whatever escapes, so no panic
+// reaches gnet's loop goroutine, which would end the process.
+
+func (ev *events) OnOpen(gc gnetv2.Conn) (out []byte, act gnetv2.Action) {
+	defer ev.es.rescueOpen(gc, &act)
 	return nil, ev.es.onOpen(gc)
 }
 
-func (ev *events) OnTraffic(gc gnetv2.Conn) gnetv2.Action {
+func (ev *events) OnTraffic(gc gnetv2.Conn) (act gnetv2.Action) {
 	w, ok := gc.Context().(*conn)
 	if !ok || w.closed() {
 		return gnetv2.None
 	}
+	defer w.l.rescueTraffic(w, &act)
 	return w.l.onTraffic(w)
 }
 
 func (ev *events) OnClose(gc gnetv2.Conn, err error) gnetv2.Action {
 	if w, ok := gc.Context().(*conn); ok && !w.closed() {
+		defer w.l.rescueClose(w, w.l.mark())
 		ev.es.t.onClose(w, err)
 	}
 	return gnetv2.None
@@ -288,10 +295,14 @@ func (es *engineState) onOpen(gc gnetv2.Conn) gnetv2.Action {
 	gc.SetContext(w)
 	l.cur = w
 	l.enter()
-	h.OnOpen(w)
-	if dialed {
+	opened := w.callOpen()
+	switch {
+	case dialed && opened:
 		ds.finished = true
-		ds.done(w, nil)
+		w.callDone(ds.done)
+	case dialed:
+		// OnOpen panicked: the dial failed. OnClose follows, since OnOpen ran.
+		ds.fail(fmt.Errorf("reactor/gnet: dial %s: OnOpen: %w", ds.addr, ErrHandlerPanic))
 	}
 	l.exit()
 	l.cur = nil

@@ -67,7 +67,7 @@ func (w *conn) peerEOF() {
 	case open:
 		l := w.l
 		l.enter()
-		keep = w.h.OnPeerClose(w)
+		keep = w.callPeerClose()
 		l.exit()
 	}
 	w.flags &^= fInGnetClose
@@ -178,7 +178,7 @@ func (w *conn) deliverPending() {
 		v := &l.view
 		v.buf = e.pendIn[e.pendOff:]
 		l.enter()
-		w.h.OnData(w, v)
+		w.callData(v)
 		e.pendOff = len(e.pendIn) - len(v.buf)
 		v.buf = nil
 		l.exit()
@@ -197,7 +197,7 @@ func (w *conn) deliverPending() {
 	keep := false
 	if w.xflags.Load() == 0 && w.flags&fReasonSet == 0 {
 		l.enter()
-		keep = w.h.OnPeerClose(w)
+		keep = w.callPeerClose()
 		l.exit()
 	}
 	w.settleEOF(keep)
@@ -233,7 +233,7 @@ func (w *conn) detachedProgress() {
 	}
 	if w.flags&fCongested != 0 && queued < w.l.t.o.LowWatermark {
 		w.flags &^= fCongested
-		w.h.OnWritable(w)
+		w.callWritable()
 	}
 }
 
@@ -242,7 +242,7 @@ func (d *detached) enqueue(w *conn, b *reactor.Buffer) error {
 	d.mu.Lock()
 	if d.done || d.kill || d.err != nil {
 		d.mu.Unlock()
-		b.Release()
+		w.l.t.release(b)
 		return errClosed
 	}
 	d.q = append(d.q, b)
@@ -351,9 +351,7 @@ func (d *detached) run(w *conn) {
 			bufs := net.Buffers(vec)
 			_, err := bufs.WriteTo(d.nc)
 			clear(vec)
-			for _, b := range batch {
-				b.Release()
-			}
+			d.l.t.releaseAll(batch)
 			d.mu.Lock()
 			d.queued -= n
 			if err != nil && d.err == nil && !d.kill {
@@ -389,9 +387,7 @@ func (d *detached) run(w *conn) {
 	d.q = nil
 	d.queued = 0
 	d.mu.Unlock()
-	for _, b := range rest {
-		b.Release()
-	}
+	d.l.t.releaseAll(rest)
 	_ = d.nc.Close()
 	d.report(w)
 }

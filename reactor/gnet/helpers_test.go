@@ -122,14 +122,4 @@ func pattern(seed byte, off, n int) []byte {
 
 var noDeadline time.Time
 
-// sendQueued is the number of Buffers waiting in c's Send queue.
-func (w *conn) sendQueued() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.sh == nil {
-		return 0
-	}
-	return len(w.sh.bufs)
-}
-
 func runtimeGosched() { runtime.Gosched() }

@@ -193,6 +193,9 @@ func (l *loop) isDead() bool {
 func (l *loop) runTask(tk *task) {
 	l.enter()
 	defer l.exit()
+	// This guard covers Exec functions (a panic closes the conn whose Exec queued the function);
+	// the other tasks guard their handler calls themselves (panic.go), this catches the rest.
+	defer l.rescue(tk.w, taskWhere(tk.op), l.mark())
 	switch tk.op {
 	case opExec:
 		tk.fn()
@@ -255,7 +258,7 @@ func (l *loop) notify(w *conn, err error) {
 		return
 	}
 	l.enter()
-	w.h.OnClose(w, err)
+	w.callClose(err)
 	l.exit()
 }
 

@@ -6,8 +6,8 @@
 // It owns: one gnet engine per listener (Options.Loops loops each), a gnet client engine
 // started only for dials with a nil near while no listener accepts, a timing wheel and a task
 // inbox per loop, and the bridging that gnet lacks (read pausing through the loop's epoll set,
-// a half-closed write side on a Go net.Conn, drain polling for the watermarks). The few reads
-// of gnet's unexported state are isolated in layout.go.
+// a half-closed write side on a Go net.Conn, drain polling for the watermarks, recovery from
+// handler panics). The few reads of gnet's unexported state are isolated in layout.go.
 //
 // Who may call it: cmd/strait constructs it through New (a reactor.Factory); everything else
 // uses it through the reactor interfaces only. See README.md for how the contract maps onto
@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +86,9 @@ func New(o reactor.Options) (reactor.Transport, error) {
 	}
 	if t.runner == nil {
 		p := gopool.NewPool("strait-reactor-gnet", math.MaxInt32, gopool.NewConfig())
+		p.SetPanicHandler(func(_ context.Context, r any) {
+			_ = t.recovered(nil, -1, "a task on the dial runner", r, debug.Stack())
+		})
 		t.runner = p.Go
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
@@ -218,6 +222,7 @@ func (ds *dialState) fail(err error) {
 		return
 	}
 	ds.finished = true
+	defer ds.rescueDone()
 	ds.done(nil, err)
 }
 

@@ -34,6 +34,9 @@
 //   - Once the peer's FIN was seen (OnPeerClose returned true) and the handler calls
 //     CloseWrite, the connection closes by itself with nil or ErrPeerClosed.
 //   - MaxConns refuses without calling OnOpen.
+//   - A panic in a handler callback or an Exec function closes only its connection, with a
+//     non-nil OnClose reason whose text contains the panic value; the process survives and the
+//     executor keeps serving its other connections.
 package reactortest
 
 import (
@@ -68,6 +71,7 @@ func Run(t *testing.T, newTransport func(t *testing.T, o reactor.Options) reacto
 		{"Lifecycle", s.testLifecycle},               // 12
 		{"MaxConns", s.testMaxConns},                 // 13
 		{"Executors", s.testExecutors},               // 14: fixed executor set, ExecutorID
+		{"HandlerPanic", s.testHandlerPanic},         // 15: a panicking handler ends only its conn
 	} {
 		t.Run(tc.name, tc.fn)
 	}
