@@ -303,3 +303,11 @@ func (o Options) Validate() error {
 
 // Factory builds a Transport from options. cmd/strait keeps a registry of factories by name.
 type Factory func(Options) (Transport, error)
+
+// Log returns o.Logger, or slog.Default() when it is nil.
+func (o Options) Log() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}

@@ -273,7 +273,9 @@ func (c *conn) onClosed() {
 
 func (c *conn) recoverPanic(where string) {
 	if r := recover(); r != nil {
-		c.terminate(fmt.Errorf("%w in %s: %v\n%s", ErrHandlerPanic, where, r, debug.Stack()))
+		stack := debug.Stack()
+		c.t.o.Log().Error("stdnet: handler panic", "conn", c.id, "in", where, "panic", fmt.Sprint(r), "stack", string(stack))
+		c.terminate(fmt.Errorf("%w in %s: %v\n%s", ErrHandlerPanic, where, r, stack))
 	}
 }
 

@@ -277,9 +277,9 @@ func (t *transport) lookup(id uint64) *conn {
 // panicked handles a panic in a callback or Exec function of c (nil: not tied to a conn).
 func (t *transport) panicked(c *conn, r any) {
 	if c == nil {
-		log.Printf("reactor/netpoll: panic on an executor: %v\n%s", r, debug.Stack())
+		t.o.Log().Error("reactor/netpoll: panic on an executor", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		return
 	}
-	log.Printf("reactor/netpoll: conn %d: handler panic: %v\n%s", c.id, r, debug.Stack())
+	t.o.Log().Error("reactor/netpoll: handler panic", "conn", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	c.closeWith(fmt.Errorf("%w: %v", ErrPanic, r))
 }
