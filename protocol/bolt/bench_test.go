@@ -38,6 +38,17 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+func BenchmarkDecodeHead(b *testing.B) {
+	buf := benchRequest(b)
+	var f Frame
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := DecodeHead(buf, &f, Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecodeNeedMore(b *testing.B) {
 	buf := benchRequest(b)[:500]
 	var f Frame

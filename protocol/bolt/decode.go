@@ -108,19 +108,72 @@ func (l Limits) Validate() error {
 // applied; it is not validated here (call Validate once, at configuration time). Decode does
 // not allocate unless it returns a wrapped error, and never panics.
 func Decode(buf []byte, f *Frame, lim Limits) (n int, err error) {
+	l, err := frameLengths(buf, lim)
+	if err != nil {
+		return l.need, err
+	}
+	total := l.headEnd() + l.content
+	if len(buf) < total {
+		return total, ErrNeedMore
+	}
+	err = fillFrame(buf, f, l)
+	f.Content = buf[l.headEnd():total:total]
+	f.Raw = buf[:total:total]
+	return total, err
+}
+
+// DecodeHead decodes only the head part of the frame at the start of buf: the fixed head,
+// class name and header block, everything but the content. It lets a streaming reader hand
+// the head on as soon as it arrived and then pass the content through as it comes, never
+// buffering a whole frame.
+//
+// On success n is the head part's length, contentLen the number of content bytes that follow
+// it on the wire, and f holds the fixed fields, Class and Header (aliasing buf); f.Content is
+// nil and f.Raw covers the head part only. With ErrNeedMore, n is the length buf must reach
+// for the head part (at most the fixed head plus lim.MaxClass plus lim.MaxHeader) and f is
+// untouched. With an error wrapping ErrBadHeader, n and contentLen are valid and f holds the
+// fixed fields and Class but an empty Header: skip n plus contentLen bytes and answer with
+// StatusCodecException. Any other error is connection-fatal and n is 0. The limits are those
+// of Decode, including MaxFrame for the whole frame, decided from the fixed head. It does not
+// allocate unless it returns a wrapped error, and never panics.
+func DecodeHead(buf []byte, f *Frame, lim Limits) (n, contentLen int, err error) {
+	l, err := frameLengths(buf, lim)
+	if err != nil {
+		return l.need, 0, err
+	}
+	end := l.headEnd()
+	if len(buf) < end {
+		return end, 0, ErrNeedMore
+	}
+	err = fillFrame(buf, f, l)
+	f.Content = nil
+	f.Raw = buf[:end:end]
+	return end, l.content, err
+}
+
+// lengths are a frame's checked length fields.
+type lengths struct {
+	head, class, header, content int
+	// need is Decode's n for an error from frameLengths: the bytes needed with
+	// ErrNeedMore, 0 otherwise.
+	need int
+}
+
+func (l lengths) headEnd() int { return l.head + l.class + l.header }
+
+// frameLengths validates the fixed head at the start of buf and its length fields against
+// lim. It returns ErrNeedMore (with need set) while the fixed head is incomplete.
+func frameLengths(buf []byte, lim Limits) (lengths, error) {
 	head, err := checkStart(buf)
 	if err != nil {
 		if err == ErrNeedMore {
-			return head, err
+			return lengths{need: head}, err
 		}
-		return 0, err
+		return lengths{}, err
 	}
 	if len(buf) < head {
-		return head, ErrNeedMore
+		return lengths{need: head}, ErrNeedMore
 	}
-	typ := buf[1]
-	cmd := binary.BigEndian.Uint16(buf[2:4])
-
 	// Both layouts end with classLen(2) headerLen(2) contentLen(4). sofa-bolt reads them as a
 	// Java short, short and int: a value with the top bit set is negative to it.
 	lens := buf[head-8 : head]
@@ -128,49 +181,49 @@ func Decode(buf []byte, f *Frame, lim Limits) (n int, err error) {
 	headerLen := int(int16(binary.BigEndian.Uint16(lens[2:4])))
 	contentLen := int(int32(binary.BigEndian.Uint32(lens[4:8])))
 	if classLen < 0 || headerLen < 0 || contentLen < 0 {
-		return 0, fmt.Errorf("%w: class %d, header %d, content %d", ErrBadLength, classLen, headerLen, contentLen)
+		return lengths{}, fmt.Errorf("%w: class %d, header %d, content %d", ErrBadLength, classLen, headerLen, contentLen)
 	}
 	lim = lim.WithDefaults()
 	if classLen > lim.MaxClass {
-		return 0, fmt.Errorf("%w: class name %d bytes, limit %d", ErrTooLarge, classLen, lim.MaxClass)
+		return lengths{}, fmt.Errorf("%w: class name %d bytes, limit %d", ErrTooLarge, classLen, lim.MaxClass)
 	}
 	if headerLen > lim.MaxHeader {
-		return 0, fmt.Errorf("%w: header map %d bytes, limit %d", ErrTooLarge, headerLen, lim.MaxHeader)
+		return lengths{}, fmt.Errorf("%w: header map %d bytes, limit %d", ErrTooLarge, headerLen, lim.MaxHeader)
 	}
 	// Compare against the room left rather than summing first, so the sum cannot overflow
 	// even where int is 32 bits.
 	if contentLen > lim.MaxFrame-head-classLen-headerLen {
-		return 0, fmt.Errorf("%w: frame %d bytes, limit %d", ErrTooLarge,
+		return lengths{}, fmt.Errorf("%w: frame %d bytes, limit %d", ErrTooLarge,
 			int64(head)+int64(classLen)+int64(headerLen)+int64(contentLen), lim.MaxFrame)
 	}
-	total := head + classLen + headerLen + contentLen
-	if len(buf) < total {
-		return total, ErrNeedMore
-	}
+	return lengths{head: head, class: classLen, header: headerLen, content: contentLen}, nil
+}
 
-	classEnd := head + classLen
-	headerEnd := classEnd + headerLen
+// fillFrame sets f's fixed fields, Class and Header from buf, which holds at least the head
+// part l describes. Content and Raw are left to the caller. A malformed header block leaves
+// f.Header empty and returns an error wrapping ErrBadHeader.
+func fillFrame(buf []byte, f *Frame, l lengths) error {
+	classEnd := l.head + l.class
+	headerEnd := classEnd + l.header
 	*f = Frame{
-		Type:      typ,
-		CmdCode:   cmd,
+		Type:      buf[1],
+		CmdCode:   binary.BigEndian.Uint16(buf[2:4]),
 		Version:   buf[4],
 		RequestID: binary.BigEndian.Uint32(buf[requestIDOffset:]),
 		Codec:     buf[9],
-		Class:     buf[head:classEnd:classEnd],
-		Content:   buf[headerEnd:total:total],
-		Raw:       buf[:total:total],
+		Class:     buf[l.head:classEnd:classEnd],
 	}
-	if typ == TypeResponse {
+	if f.Type == TypeResponse {
 		f.Status = Status(binary.BigEndian.Uint16(buf[10:12]))
 	} else {
 		f.Timeout = int32(binary.BigEndian.Uint32(buf[10:14]))
 	}
 	h, err := ParseHeader(buf[classEnd:headerEnd:headerEnd])
 	if err != nil {
-		return total, fmt.Errorf("request id %d: %w", f.RequestID, err)
+		return fmt.Errorf("request id %d: %w", f.RequestID, err)
 	}
 	f.Header = h
-	return total, nil
+	return nil
 }
 
 // checkStart validates the protocol code, command type and command code as far as buf holds

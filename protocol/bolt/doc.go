@@ -1,10 +1,16 @@
-// Package bolt is the wire layer of Strait's SOFARPC Bolt v1 codec: an allocation-free frame
-// decoder and encoder over []byte, the header-map reader and writer, and the small helpers a
-// multiplexing proxy needs (status responses, heartbeats, in-place request id rewriting).
+// Package bolt is Strait's SOFARPC Bolt v1 codec. It has two layers:
 //
-// Who may call it: the Bolt codec under protocol/ (which adapts it to the codec/stream
-// contract) and tests. It knows nothing about connections, transports, routing or Hessian;
-// class names, header values and content are opaque bytes here.
+//   - the wire layer: an allocation-free frame decoder and encoder over []byte (Decode,
+//     DecodeHead, AppendHead, ...), the header-map reader and writer, and the small helpers a
+//     multiplexing proxy needs (status responses, heartbeats, in-place request id rewriting);
+//   - the codec adapter (NewCodec): the protocol.Codec registry entry whose server and client
+//     codecs map Bolt connections onto the stream contract of package protocol, with the
+//     protocol.Headers implementation Headers.
+//
+// Who may call it: cmd/strait and user programs register NewCodec in a protocol.Registry; the
+// stream manager in pipeline/stream drives the codecs it makes; tests use the wire layer and
+// bolttest directly. It knows nothing about transports, routing or Hessian; class names,
+// header values and content are opaque bytes here.
 //
 // # Buffer rules
 //
@@ -18,6 +24,13 @@
 // writes the fixed head, class name and header block only, so content can follow as a
 // separate vector in a writev without being copied.
 //
+// The codec adapter copies a command's head part (fixed head, class name, header map) once
+// into a pooled block that its Headers reference until Release, and never copies content on
+// the common path: content is offered to the sink in the read view as it arrives
+// (OnData(id, in, n, end)) and written from the caller's slices. See the README for the
+// exceptions (a frame queued behind another one on a shared connection, a non-Bolt request
+// without a length).
+//
 // # Errors
 //
 // Decode reports three kinds of result besides success:
@@ -29,4 +42,7 @@
 //   - Everything else (ErrBadProtocol, ErrUnknownType, ErrUnknownCmdCode, ErrBadLength,
 //     ErrTooLarge, wrapped with %w): the byte stream cannot be resynchronised and the
 //     connection must be closed. IsFatal tells the two apart.
+//
+// The codecs return connection errors wrapping protocol.ErrConnection; their encoders return
+// stream errors wrapping ErrQueueFull, ErrContentLength, ErrUnknownStream or ErrTooLarge.
 package bolt
