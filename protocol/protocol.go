@@ -141,6 +141,11 @@ func (e *StreamError) Unwrap() error { return e.Err }
 // errors with it (errors.Is(err, ErrConnection)).
 var ErrConnection = errors.New("protocol: connection error")
 
+// ErrRefusedStream is the reason given to ServerCodec.Reset for a stream refused before any
+// processing (too many concurrent streams): safe for the client to retry (HTTP/2
+// REFUSED_STREAM, a Bolt busy answer).
+var ErrRefusedStream = errors.New("protocol: stream refused")
+
 // ErrUnknownProtocol is returned by detection when the first bytes match no enabled protocol.
 var ErrUnknownProtocol = errors.New("protocol: unknown protocol")
 
@@ -149,4 +154,12 @@ var ErrUnknownProtocol = errors.New("protocol: unknown protocol")
 // the upstream closed its write side, before tearing the connection down.
 type EOFHandler interface {
 	OnEOF()
+}
+
+// Flusher is implemented by codecs that hold encoded bytes back to coalesce writes (an
+// HTTP/1.1 response head kept until the first body bytes, so head and body leave in one
+// writev). Flush writes whatever is held. The stream manager calls it on the downstream
+// codec after each upstream Decode, so held bytes never wait longer than one read.
+type Flusher interface {
+	Flush() error
 }

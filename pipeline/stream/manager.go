@@ -206,6 +206,12 @@ func (d *downstream) OnData(_ *pipeline.Connection, in reactor.View, end bool) p
 			d.rc.Close(err)
 			return pipeline.StopIteration
 		}
+		// Request heads the upstream codecs held back to coalesce with body bytes leave now.
+		for _, s := range d.streams {
+			if s.up != nil {
+				flush(s.up.codec)
+			}
+		}
 	}
 	if end {
 		d.peerEnded = true
@@ -294,7 +300,7 @@ func (r *requestSink) OnHeaders(id protocol.StreamID, h protocol.Headers, end bo
 	}
 	if len(d.streams) >= d.f.cfg.MaxStreams {
 		h.Release()
-		d.codec.Reset(id, fmt.Errorf("%w: too many concurrent streams", protocol.ErrConnection))
+		d.codec.Reset(id, fmt.Errorf("%w: too many concurrent streams", protocol.ErrRefusedStream))
 		return
 	}
 	d.requests++

@@ -462,6 +462,9 @@ func (s *Stream) bind(uc *upConn, id protocol.StreamID) {
 		}
 	}
 	s.reqSent = s.reqEnd
+	if !s.reqEnd {
+		flush(c) // the body follows in a later read: do not hold the head until then
+	}
 	if s.holding {
 		s.holding = false
 		s.d.heldRead--
@@ -740,7 +743,9 @@ func (s *Stream) idempotent() bool {
 	case "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE":
 		return true
 	case "":
-		return true // RPC protocols: the route's policy is the operator's statement
+		// RPC protocols carry no method: whether a call may run twice is the operator's
+		// statement, made by configuring retry_on reset for the route.
+		return true
 	}
 	return false
 }

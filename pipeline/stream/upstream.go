@@ -280,6 +280,17 @@ func (uc *upConn) OnData(rc reactor.Conn, in reactor.View) {
 	if err := uc.codec.Decode(in); err != nil {
 		rc.Close(fmt.Errorf("upstream %s: %w", uc.p.host.Address(), err))
 	}
+	// Heads the downstream codecs held back to coalesce with body bytes leave now.
+	for _, s := range uc.streams {
+		flush(s.d.codec)
+	}
+}
+
+// flush writes what a codec holds back, if it holds anything back.
+func flush(c any) {
+	if f, ok := c.(protocol.Flusher); ok {
+		_ = f.Flush() // a failed write surfaces as the connection closing
+	}
 }
 
 func (uc *upConn) OnWritable(reactor.Conn) {

@@ -270,8 +270,11 @@ func (s *serverCodec) Reset(id protocol.StreamID, err error) {
 	}
 	status := StatusServerException
 	var se *protocol.StreamError
-	if errors.As(err, &se) && se.Code != 0 && se.Code <= 0xFFFF {
+	switch {
+	case errors.As(err, &se) && se.Code != 0 && se.Code <= 0xFFFF:
 		status = Status(se.Code)
+	case errors.Is(err, protocol.ErrRefusedStream):
+		status = StatusServerThreadpoolBusy // refused before any work: the client may retry
 	}
 	if werr := s.status(rid, st.codec, status); werr != nil {
 		s.c.Close(werr)
