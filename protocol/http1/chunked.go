@@ -39,14 +39,16 @@ func NewChunkedDecoder(l Limits) (*ChunkedDecoder, error) {
 		return nil, err
 	}
 	l = l.WithDefaults()
-	return &ChunkedDecoder{
-		maxExt: l.MaxChunkExtension,
-		trailerMode: scanMode{
-			maxBytes:  l.MaxTrailerBytes,
-			maxFields: l.MaxHeaders,
-			errTooBig: ErrTrailerTooLarge,
-		},
-	}, nil
+	return &ChunkedDecoder{maxExt: l.MaxChunkExtension, trailerMode: trailerMode(l)}, nil
+}
+
+// trailerMode is the scanner configuration for trailer sections under l (defaults applied).
+func trailerMode(l Limits) scanMode {
+	return scanMode{
+		maxBytes:  l.MaxTrailerBytes,
+		maxFields: l.MaxHeaders,
+		errTooBig: ErrTrailerTooLarge,
+	}
 }
 
 // Reset prepares the decoder for a new body, keeping the trailer slice's backing array.
@@ -195,6 +197,24 @@ func (d *ChunkedDecoder) Decode(in []byte) (data []byte, n int, err error) {
 		}
 	}
 	return nil, i, nil
+}
+
+// dataLeft is how many bytes of the current chunk's data are still expected, 0 when the
+// decoder is not inside chunk data. A codec uses it to offer chunk data straight from its
+// read view, without giving the decoder a contiguous copy of the data.
+func (d *ChunkedDecoder) dataLeft() int64 {
+	if d.state == stData {
+		return d.size
+	}
+	return 0
+}
+
+// skipData accounts for k bytes of chunk data consumed by the caller (k <= dataLeft()).
+func (d *ChunkedDecoder) skipData(k int) {
+	d.size -= int64(k)
+	if d.size == 0 {
+		d.state = stDataCR
+	}
 }
 
 func (d *ChunkedDecoder) countExt(i int) error {

@@ -1,17 +1,32 @@
-// Package http1 is the HTTP/1.1 wire layer of Strait: a strict RFC 9112 parser for request
-// and response heads, the message-framing rules (which body follows a head, whether the
-// connection stays open), an incremental chunked-body decoder, and encoders that append
-// heads and chunk framing to caller buffers.
+// Package http1 is Strait's HTTP/1.1 protocol: the codec (NewCodec, the "http1" entry of a
+// protocol.Registry, with its server and client sides and its protocol.Headers) and the wire
+// layer under it: a strict RFC 9112 parser for request and response heads, the
+// message-framing rules (which body follows a head, whether the connection stays open), an
+// incremental chunked-body decoder, and encoders that append heads and chunk framing to
+// caller buffers.
 //
-// It owns bytes-to-structure and structure-to-bytes only. It knows nothing of connections,
-// streams or routing: the HTTP/1 codec in protocol/ calls it from a transport callback and
-// decides what to do with the results (for example, answer 400 and close on any parse error,
-// see StatusCode).
+// Who may call it: cmd/strait and user programs register NewCodec in their protocol.Registry;
+// the stream manager (pipeline/stream) drives the codecs through the protocol interfaces, on
+// the connection's executor. The wire layer (parsers, decoders, Append functions) knows
+// nothing of connections or streams and may be used on its own.
+//
+// # The codec
+//
+// The server side turns a downstream connection's bytes into streams 1, 2, 3... and answers
+// them in order: a pipelined request is not decoded before the previous response ended (its
+// bytes stay in the transport, reading paused). Bodies are offered in place (OnData with the
+// read view), never copied by the codec; a head is copied once into a pooled block that backs
+// the stream's Headers. Hostile input gets a 4xx/5xx with Connection: close and a connection
+// error, and nothing after it is decoded. Responses are re-framed (Content-Length, chunked,
+// or close-delimited for HTTP/1.0), hop-by-hop fields dropped, and a head is held until the
+// first body bytes so both leave in one writev (see protocol.Flusher). The client side
+// carries one exchange at a time upstream. See README.md for the full behaviour.
 //
 // # Read views, not copies
 //
 // The parsers run on transport read views (reactor.View): bytes valid only during one
-// callback. Nothing here copies header bytes. A parsed RequestHead, ResponseHead or trailer
+// callback. The parsers never copy header bytes (the codec copies a complete head once, into
+// the pooled block behind its Headers). A parsed RequestHead, ResponseHead or trailer
 // list holds subslices of the input it was parsed from and is valid exactly as long as that
 // input. Between callbacks the parsers keep only integers (how far they scanned), so a
 // connection whose head arrives in pieces costs a few words of state and every byte is
@@ -28,5 +43,7 @@
 //
 // Parse, Decode and the Append functions do not allocate in steady state: a RequestHead or
 // ResponseHead reused across messages keeps its header slice, encoders append to the
-// caller's buffer, and only error values allocate.
+// caller's buffer, and only error values allocate. Neither does a codec exchange: heads,
+// parse targets and header blocks come from pools, encoding reuses a per-connection scratch
+// buffer and vector, and reading Headers returns strings over the block (unsafe.String).
 package http1

@@ -58,12 +58,17 @@ func RequestBody(h *RequestHead) (BodyKind, int64) {
 //  5. Content-Length: BodyLength (BodyNone for 0).
 //  6. otherwise BodyUntilClose.
 func ResponseBody(method []byte, h *ResponseHead) (BodyKind, int64) {
+	return responseBody(equalString(method, "HEAD"), equalString(method, "CONNECT"), h)
+}
+
+// responseBody is ResponseBody for a request method already classified.
+func responseBody(head, connect bool, h *ResponseHead) (BodyKind, int64) {
 	switch {
 	case h.Status == 101:
 		return BodyTunnel, 0
-	case h.Status < 200, h.Status == 204, h.Status == 304, equalString(method, "HEAD"):
+	case h.Status < 200, h.Status == 204, h.Status == 304, head:
 		return BodyNone, 0
-	case h.Status < 300 && equalString(method, "CONNECT"):
+	case h.Status < 300 && connect:
 		return BodyTunnel, 0
 	case h.Chunked:
 		return BodyChunked, 0

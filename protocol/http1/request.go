@@ -13,15 +13,19 @@ func NewRequestParser(l Limits) (*RequestParser, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
-	l = l.WithDefaults()
-	return &RequestParser{mode: scanMode{
+	return &RequestParser{mode: requestMode(l.WithDefaults())}, nil
+}
+
+// requestMode is the scanner configuration for request heads under l (defaults applied).
+func requestMode(l Limits) scanMode {
+	return scanMode{
 		startLine: true,
 		skipEmpty: true,
 		maxStart:  l.MaxStartLine,
 		maxBytes:  l.MaxHeadBytes,
 		maxFields: l.MaxHeaders,
 		errTooBig: ErrHeadTooLarge,
-	}}, nil
+	}
 }
 
 // Parse parses the request head at the start of in, the connection's unconsumed bytes.

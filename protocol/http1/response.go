@@ -13,14 +13,18 @@ func NewResponseParser(l Limits) (*ResponseParser, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
-	l = l.WithDefaults()
-	return &ResponseParser{mode: scanMode{
+	return &ResponseParser{mode: responseMode(l.WithDefaults())}, nil
+}
+
+// responseMode is the scanner configuration for response heads under l (defaults applied).
+func responseMode(l Limits) scanMode {
+	return scanMode{
 		startLine: true,
 		maxStart:  l.MaxStartLine,
 		maxBytes:  l.MaxHeadBytes,
 		maxFields: l.MaxHeaders,
 		errTooBig: ErrHeadTooLarge,
-	}}, nil
+	}
 }
 
 // Parse parses the response head at the start of in; results as for RequestParser.Parse.
