@@ -34,6 +34,18 @@ func (c *conn) readLoop(open bool) {
 			}
 			continue // paused meanwhile: OnPeerClose waits for the resume
 		}
+		select {
+		case <-c.wake:
+			// Resumed while this goroutine was not waiting (between the OnData that paused
+			// and the check above): deliver what was held before reading anything new.
+			if c.rend > c.rstart {
+				if !c.deliver(false) {
+					return
+				}
+				continue
+			}
+		default:
+		}
 		n, err := c.readSome()
 		switch {
 		case err != nil:

@@ -72,6 +72,7 @@ func Run(t *testing.T, newTransport func(t *testing.T, o reactor.Options) reacto
 		{"MaxConns", s.testMaxConns},                 // 13
 		{"Executors", s.testExecutors},               // 14: fixed executor set, ExecutorID
 		{"HandlerPanic", s.testHandlerPanic},         // 15: a panicking handler ends only its conn
+		{"ResumeRedelivers", s.testResumeRedelivers}, // 16: pause + immediate resume re-delivers held bytes
 	} {
 		t.Run(tc.name, tc.fn)
 	}
