@@ -4,6 +4,8 @@ import (
 	"github.com/strait-proxy/strait/discovery"
 	"github.com/strait-proxy/strait/pipeline/server"
 	"github.com/strait-proxy/strait/protocol"
+	"github.com/strait-proxy/strait/protocol/bolt"
+	"github.com/strait-proxy/strait/protocol/http1"
 	gnetreactor "github.com/strait-proxy/strait/reactor/gnet"
 	netpollreactor "github.com/strait-proxy/strait/reactor/netpoll"
 	"github.com/strait-proxy/strait/stdnet"
@@ -25,7 +27,10 @@ func builtins() server.Extensions {
 			discovery.RPCProxyFilter(),
 		},
 		HTTPFilters: []discovery.HTTPFilter{},
-		Codecs:      []protocol.Codec{},
+		Codecs: []protocol.Codec{
+			http1.NewCodec(http1.Limits{}),
+			bolt.NewCodec(bolt.Limits{}, bolt.CodecOptions{}),
+		},
 		// gnet: the smallest idle connections and same-loop forwarding (see README).
 		DefaultTransport: "gnet",
 	}

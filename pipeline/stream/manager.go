@@ -168,6 +168,7 @@ type downstream struct {
 	heldRead  int // streams that paused reading because their buffered body hit the limit
 	upPaused  []*upConn
 	peerEnded bool
+	decoding  bool // inside codec.Decode: held heads are flushed when it returns
 }
 
 var (
@@ -200,7 +201,10 @@ func (d *downstream) OnData(_ *pipeline.Connection, in reactor.View, end bool) p
 		}
 	}
 	if d.codec != nil && in.Len() > 0 {
-		if err := d.codec.Decode(in); err != nil {
+		d.decoding = true
+		err := d.codec.Decode(in)
+		d.decoding = false
+		if err != nil {
 			d.f.stats.protocolErr.Add(1)
 			d.c.Logger().Debug("downstream protocol error", "conn", d.rc.ID(), "remote", d.rc.RemoteAddr(), "err", err)
 			d.rc.Close(err)
@@ -215,7 +219,12 @@ func (d *downstream) OnData(_ *pipeline.Connection, in reactor.View, end bool) p
 	}
 	if end {
 		d.peerEnded = true
-		if len(d.streams) == 0 {
+		// The codec decides what the client's FIN means: the end of a tunnel, or a request
+		// body cut short.
+		if e, ok := d.codec.(protocol.EOFHandler); ok {
+			e.OnEOF()
+		}
+		if len(d.streams) == 0 && !d.closed {
 			d.rc.Close(nil)
 		}
 	}
@@ -339,4 +348,14 @@ func (r *requestSink) OnReset(id protocol.StreamID, err error) {
 	if s := d.streams[id]; s != nil {
 		s.downstreamGone(err)
 	}
+}
+
+// view returns the first n bytes of in as a one-element vector in d's scratch space (nil for
+// n == 0: Peek(0) would mean "everything").
+func (d *downstream) view(in reactor.View, n int) [][]byte {
+	if n == 0 {
+		return nil
+	}
+	d.vec[0] = in.Peek(n)
+	return d.vec[:]
 }

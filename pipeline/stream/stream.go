@@ -462,8 +462,11 @@ func (s *Stream) bind(uc *upConn, id protocol.StreamID) {
 		}
 	}
 	s.reqSent = s.reqEnd
-	if !s.reqEnd {
-		flush(c) // the body follows in a later read: do not hold the head until then
+	if !s.reqEnd && !s.d.decoding {
+		// Bound after a dial or a pool task, not inside a downstream read: the body comes
+		// with a later read, so the head must not wait for it. (Inside a read, the flush
+		// after Decode sends the head together with whatever body came with it.)
+		flush(c)
 	}
 	if s.holding {
 		s.holding = false
@@ -518,8 +521,7 @@ func (s *Stream) requestData(in reactor.View, n int, end bool) {
 			err = uc.codec.EncodeData(s.upID, b.Bytes(), end)
 			s.keep(b)
 		} else {
-			s.d.vec[0] = in.Peek(n)
-			err = uc.codec.EncodeData(s.upID, s.d.vec[:], end)
+			err = uc.codec.EncodeData(s.upID, s.d.view(in, n), end)
 			s.d.vec[0] = nil
 			in.Skip(n)
 		}
@@ -658,8 +660,7 @@ func (r *responseSink) OnData(_ protocol.StreamID, in reactor.View, n int, end b
 		s.lastActive = time.Now()
 	}
 	d := s.d
-	d.vec[0] = in.Peek(n)
-	err := d.codec.EncodeData(s.id, d.vec[:], end)
+	err := d.codec.EncodeData(s.id, d.view(in, n), end)
 	d.vec[0] = nil
 	in.Skip(n)
 	if err != nil {
@@ -696,7 +697,15 @@ func (r *responseSink) OnReset(_ protocol.StreamID, err error) {
 	if s.phase == phaseDone {
 		return
 	}
-	s.up = nil // the upstream side is gone already
+	if uc := s.up; uc != nil {
+		// The codec already forgot the stream; so must the connection, or its close would
+		// reset this stream again, possibly in the middle of a retry on another connection.
+		s.up = nil
+		uc.forget(s)
+		if !uc.closed {
+			uc.p.serve(uc)
+		}
+	}
 	s.upstreamFailed(err)
 }
 

@@ -331,7 +331,10 @@ func (uc *upConn) OnClose(_ reactor.Conn, err error) {
 	uc.streams = nil
 	for _, s := range streams {
 		p.host.Stats().ActiveRequests.Add(-1)
-		(*responseSink)(s).OnReset(s.upID, err)
+		if s.up == uc {
+			s.up = nil
+			s.upstreamFailed(err)
+		}
 	}
 	// Streams still waiting for a connection need one: dial again for them.
 	if len(p.waiting) > p.connecting*p.perConn && len(p.waiting) > 0 {
