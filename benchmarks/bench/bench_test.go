@@ -135,7 +135,13 @@ func TestTemplatesRender(t *testing.T) {
 			s := string(b)
 			switch k {
 			case KindNginx:
-				for _, want := range []string{"load_module /usr/lib/nginx/modules/ngx_stream_module.so;", "worker_processes 1;", "listen 127.0.0.1:4100", "127.0.0.1:4200"} {
+				wants := []string{"worker_processes 1;", "listen 127.0.0.1:4100", "127.0.0.1:4200"}
+				if w.Mode == "l4" {
+					wants = append(wants, "load_module /usr/lib/nginx/modules/ngx_stream_module.so;")
+				} else {
+					wants = append(wants, "keepalive 256;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`)
+				}
+				for _, want := range wants {
 					if !strings.Contains(s, want) {
 						t.Errorf("%s nginx config lacks %q", w.Mode, want)
 					}

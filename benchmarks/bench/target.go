@@ -99,6 +99,7 @@ type ConfigData struct {
 	BackendPort int
 	Backend     string // BackendHost:BackendPort
 	Transport   string // Strait's transport
+	Dispatch    string // Strait's request_dispatch (empty: the default)
 	// Limits sized for the idle workload under the 20,000 open-files cap.
 	RlimitNofile      int
 	WorkerConnections int

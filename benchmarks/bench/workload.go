@@ -51,6 +51,15 @@ func Workloads() []Workload {
 			Per: "idle pair", PerLong: "idle proxied pair (one downstream plus one upstream connection)",
 			About: "idle L4 connections after one request each; each downstream also holds an upstream",
 		},
+		{
+			Name: "http", Mode: "http", Tool: ToolWrk, Path: "/", Direct: true,
+			About: "HTTP/1.1 keep-alive proxying, 12-byte body (nginx proxy_pass with upstream keepalive, HAProxy mode http with http-reuse always, Strait HTTP connection manager)",
+		},
+		{
+			Name: "http-idle", Mode: "http", Tool: ToolIdle,
+			Per: "idle conn", PerLong: "idle keep-alive downstream connection (upstream connections are pooled and shared)",
+			About: "idle HTTP/1.1 keep-alive connections after one request each",
+		},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -54,12 +55,25 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	transport := fs.String("transport", "", "transport backend: "+strings.Join(transportNames(), ", ")+" (overrides the config)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides the config)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "strait: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "strait: %v\n", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "strait: %v\n", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	o := server.Options{ConfigName: *cfgPath, Transport: *transport, LogFormat: *logFormat}
 	if *logLevel != "" {
