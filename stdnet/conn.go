@@ -43,6 +43,11 @@ type conn struct {
 	// nudges a paused reader (resume or close).
 	paused atomic.Bool
 	wake   chan struct{}
+	// redeliver is set by a resume; inRead while the reader waits in (or is about to enter)
+	// RawConn.Read. A resume that finds inRead set interrupts that wait with a past read
+	// deadline, so bytes held while paused are re-delivered without waiting for new ones.
+	redeliver atomic.Bool
+	inRead    atomic.Bool
 
 	// Reader-goroutine-owned: the pooled read buffer (nil while idle) with the unconsumed
 	// bytes at [rstart, rend), the view handed to OnData, and readSome's results.
@@ -119,9 +124,16 @@ func (c *conn) Exec(fn func()) bool { return c.g.exec(c, c, fn) }
 // socket (after at most the read in progress), so the peer's TCP window closes.
 func (c *conn) PauseRead(paused bool) {
 	if c.paused.Swap(paused) && !paused {
+		c.redeliver.Store(true)
 		c.nudge()
+		if c.inRead.Load() {
+			_ = c.nc.SetReadDeadline(aLongTimeAgo) // the reader re-checks redeliver
+		}
 	}
 }
+
+// aLongTimeAgo is a read deadline that interrupts a pending read at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // nudge wakes the reader if it waits while paused.
 func (c *conn) nudge() {

@@ -3,7 +3,9 @@ package stdnet
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
+	"time"
 
 	"github.com/bytedance/gopkg/lang/mcache"
 
@@ -23,8 +25,11 @@ func (c *conn) readLoop(open bool) {
 	for c.state.Load() == stateOpen {
 		if c.paused.Load() {
 			<-c.wake
-			if !c.paused.Load() && c.rend > c.rstart && !c.deliver(false) {
-				return // resumed: bytes held while paused are delivered before anything else
+			if !c.paused.Load() {
+				c.redeliver.Store(false)
+				if c.rend > c.rstart && !c.deliver(false) {
+					return // resumed: bytes held while paused are delivered before anything else
+				}
 			}
 			continue
 		}
@@ -34,20 +39,31 @@ func (c *conn) readLoop(open bool) {
 			}
 			continue // paused meanwhile: OnPeerClose waits for the resume
 		}
-		select {
-		case <-c.wake:
-			// Resumed while this goroutine was not waiting (between the OnData that paused
-			// and the check above): deliver what was held before reading anything new.
+		// A resume may race this goroutine anywhere between the OnData that paused and the
+		// wait for new bytes. inRead is published before redeliver is checked, and the resume
+		// sets redeliver before it checks inRead, so either this check sees the resume or the
+		// resume interrupts the wait below with a past deadline.
+		c.inRead.Store(true)
+		if c.redeliver.Swap(false) {
+			c.inRead.Store(false)
+			select {
+			case <-c.wake:
+			default:
+			}
 			if c.rend > c.rstart {
 				if !c.deliver(false) {
 					return
 				}
-				continue
 			}
-		default:
+			continue
 		}
 		n, err := c.readSome()
+		c.inRead.Store(false)
 		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Interrupted by a resume (a deadline is never set otherwise): clear it, loop.
+			_ = c.nc.SetReadDeadline(time.Time{})
+			continue
 		case err != nil:
 			c.readFailed(err)
 			return
