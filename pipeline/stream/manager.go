@@ -258,6 +258,11 @@ func (d *downstream) detect(in reactor.View) bool {
 func (d *downstream) setCodec(c protocol.Codec) {
 	d.proto = c
 	d.codec = c.NewServer(d.rc, (*requestSink)(d))
+	// The manager flushes held heads itself (after each upstream read, see upConn.OnData):
+	// saying so at once spares the codec its per-head Exec fallback, which it would otherwise
+	// keep using because a response that completes within one upstream read leaves no
+	// stream to flush.
+	flush(d.codec)
 }
 
 // KeepWriteOpen answers streams still in flight after the client's FIN.

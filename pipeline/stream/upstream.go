@@ -191,6 +191,7 @@ func (uc *upConn) onConnect(rc reactor.Conn, err error) {
 	}
 	uc.rc = rc
 	uc.codec = p.codec.NewClient(rc)
+	flush(uc.codec) // held request heads are flushed by the manager (see setCodec)
 	if n := uc.codec.MaxStreams(); n > 0 {
 		p.perConn = n
 	}

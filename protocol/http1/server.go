@@ -2,6 +2,7 @@ package http1
 
 import (
 	"errors"
+	"time"
 
 	"github.com/strait-proxy/strait/protocol"
 	"github.com/strait-proxy/strait/reactor"
@@ -36,6 +37,8 @@ type serverCodec struct {
 	drain      bool
 	sent100    bool
 	err        error // the connection error, once failed
+	// lingerUntil, once set, is when a lingering close stops dropping bytes (lingerClose).
+	lingerUntil time.Time
 }
 
 type reqState uint8
@@ -115,7 +118,11 @@ func (s *serverCodec) Decode(in reactor.View) error {
 		case rsTunnel:
 			offer(s.sink, s.id, in, in.Len(), false)
 		case rsClosed:
-			in.Skip(in.Len())
+			n := in.Len()
+			in.Skip(n)
+			if !s.lingerUntil.IsZero() && n > 0 && time.Now().After(s.lingerUntil) {
+				s.conn.Close(nil)
+			}
 			return s.err
 		}
 	}
@@ -492,7 +499,12 @@ func (s *serverCodec) writeFailed(err error) error {
 func (s *serverCodec) finish() {
 	s.wstate = respDone
 	if s.closeAfter || s.rstate != rsWait {
+		inBody := s.rstate == rsLength || s.rstate == rsChunked
 		s.rstate = rsClosed
+		if inBody {
+			s.lingerClose()
+			return
+		}
 		s.conn.Close(nil)
 		return
 	}
@@ -501,6 +513,31 @@ func (s *serverCodec) finish() {
 		s.paused = false
 		s.conn.PauseRead(false) // re-delivers the pipelined bytes
 	}
+}
+
+// Lingering close bounds (nginx's lingering_timeout and lingering_time, shorter).
+const (
+	lingerTimeout = 2 * time.Second
+	lingerTime    = 5 * time.Second
+)
+
+// lingerClose closes a connection whose client is still sending a request body the response
+// did not wait for (an upstream that answered early). Closing a socket with unread bytes
+// makes the kernel send a TCP reset, and a reset can destroy the response in the client's
+// receive buffer before the client read it. So the write side is shut down after the
+// response (FIN), what the client still sends is read and dropped (rsClosed), and the
+// connection closes when the client closes, after lingerTimeout without a byte (the read
+// timeout), or, checked on each read, once lingerTime passed: a bound in time, not bytes,
+// because the client needs time, not our reads, to take the response.
+func (s *serverCodec) lingerClose() {
+	c := s.conn
+	c.PauseRead(false) // nothing is held for anyone any more: drain
+	if err := c.CloseWrite(); err != nil {
+		c.Close(nil)
+		return
+	}
+	s.lingerUntil = time.Now().Add(lingerTime)
+	c.SetReadTimeout(lingerTimeout)
 }
 
 // abortResponse ends a response that can no longer be framed correctly.

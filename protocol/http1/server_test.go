@@ -1,10 +1,12 @@
 package http1
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strait-proxy/strait/protocol"
 )
@@ -277,8 +279,9 @@ func TestServerExpectContinue(t *testing.T) {
 	if err := p.feed([]byte("PUT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.conn.take(); got != "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" || !p.conn.closed {
-		t.Fatalf("got %q closed=%v", got, p.conn.closed)
+	// (A lingering close: the write side is shut, the unread body is drained.)
+	if got := p.conn.take(); got != "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" || !p.conn.writeShut {
+		t.Fatalf("got %q writeShut=%v", got, p.conn.writeShut)
 	}
 
 	// HTTP/1.0 ignores Expect (and it is not forwarded).
@@ -513,8 +516,10 @@ func TestServerConnectionManagement(t *testing.T) {
 			if got := p.conn.take(); got != c.wantHead {
 				t.Fatalf("got  %q\nwant %q", got, c.wantHead)
 			}
-			if p.conn.closed != c.wantClose || p.conn.aborted {
-				t.Fatalf("closed=%v aborted=%v, want closed=%v", p.conn.closed, p.conn.aborted, c.wantClose)
+			// A connection whose request body is still arriving closes by lingering: its
+			// write side shuts first (TestServerLingeringClose).
+			if closed := p.conn.closed || p.conn.writeShut; closed != c.wantClose || p.conn.aborted {
+				t.Fatalf("closed=%v writeShut=%v aborted=%v, want closed=%v", p.conn.closed, p.conn.writeShut, p.conn.aborted, c.wantClose)
 			}
 		})
 	}
@@ -806,5 +811,45 @@ func TestServerHeadersView(t *testing.T) {
 	want := ":method=GET :scheme=http :path=/rewritten :authority=upstream.internal x-a=3 X-New=n"
 	if got := renderHead(h); got != want {
 		t.Fatalf("after edits: %s\nwant         %s", got, want)
+	}
+}
+
+// TestServerLingeringClose: a response that ends before its request body was read (an
+// upstream answering early) shuts the write side instead of closing with unread bytes (a
+// TCP reset that could destroy the response at the client); the rest of the body is dropped
+// without reaching the sink, until the client closes, the read timeout fires, or a read
+// finds lingerTime passed.
+func TestServerLingeringClose(t *testing.T) {
+	s, p, sink := newServerPipe(t, Limits{})
+	defer sink.release()
+	if err := p.feed([]byte("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\nabc")); err != nil {
+		t.Fatal(err)
+	}
+	respond(t, s, 1, "200", "ok")
+	if got := p.conn.take(); got != "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok" {
+		t.Fatalf("got %q", got)
+	}
+	if !p.conn.writeShut || p.conn.closed {
+		t.Fatalf("writeShut=%v closed=%v, want a lingering close", p.conn.writeShut, p.conn.closed)
+	}
+	if left := time.Until(s.lingerUntil); left <= 0 || left > lingerTime {
+		t.Fatalf("lingering for %v", left)
+	}
+	before := sink.body(1)
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	for range 100 {
+		if err := p.feed(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.conn.closed || sink.body(1) != before || len(p.pending) != 0 {
+		t.Fatalf("closed=%v early, dropped bytes reached the sink, or %d bytes not drained", p.conn.closed, len(p.pending))
+	}
+	s.lingerUntil = time.Now().Add(-time.Millisecond) // lingerTime passed
+	if err := p.feed(chunk); err != nil {
+		t.Fatal(err)
+	}
+	if !p.conn.closed || p.conn.aborted {
+		t.Fatalf("closed=%v aborted=%v after lingerTime", p.conn.closed, p.conn.aborted)
 	}
 }

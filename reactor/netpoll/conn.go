@@ -114,9 +114,14 @@ func (t *transport) newConn(nc np.Connection, e *executor, h reactor.Handler, di
 	c.onDataFn, c.peerClosedFn, c.closeNowFn = c.onData, c.peerClosed, c.closeNow
 	if !t.soft {
 		hk, err := attach(nc, c.fd)
-		if err == nil && hk.wrapInput(dialed, t.readChunk, c.afterRead) {
+		if err == nil {
+			// Set before the hook is installed: a dialed connection is already on a
+			// poller, whose afterRead reads c.hk once wrapInput releases the operator.
 			c.hk = hk
-		} else if err != nil {
+			if !hk.wrapInput(dialed, t.readChunk, c.afterRead) {
+				c.hk = nil
+			}
+		} else {
 			t.layoutWarn.Do(func() {
 				log.Printf("reactor/netpoll: %v; PauseRead falls back to stopping delivery", err)
 			})
