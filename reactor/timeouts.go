@@ -3,57 +3,56 @@ package reactor
 import "time"
 
 // Timeouts implements Conn.SetIdleTimeout and Conn.SetReadTimeout for a backend on top of a
-// Wheel: activity is recorded as a tick number read from the clock (one clock read per read or
-// write event, never per byte), one timer per connection is armed for the nearest deadline
-// and, when it fires, re-armed for the time left if there was activity meanwhile. Activity is
-// stamped from the clock rather than from the wheel's position because the wheel may lag
-// behind when its ticker is delayed, and a stale stamp would make a timeout fire early; a
-// lagging wheel only makes timeouts fire late. Like the Wheel, it is used only from the owning
-// executor.
+// Wheel, without reading the clock on the I/O path: Read and Wrote only set a flag. One timer
+// per connection fires every quarter of the shorter timeout; when it finds a flag set it
+// stamps the activity with the clock (one clock read per check, not per event) and clears the
+// flag, and when the stamp is older than a timeout the connection expires.
+//
+// A stamp is taken at the check after the activity, never before it, so a timeout never fires
+// early, even when the wheel lags behind the clock and catches up in a burst; it fires at most
+// a quarter period (plus the wheel's lag) late. Like the Wheel, Timeouts is used only from the
+// owning executor.
 type Timeouts struct {
-	w         *Wheel
-	idle      int64 // ticks; 0 = off
-	read      int64
-	lastRead  int64
-	lastWrite int64
-	timer     Timer
-	expire    func(error) // called with ErrIdleTimeout or ErrReadTimeout
-	fire      func()      // bound method value, allocated once
+	w          *Wheel
+	idle, read int64 // ticks; 0 = off
+	lastRead   int64 // clock tick of the last check that saw a read
+	lastAny    int64 // clock tick of the last check that saw a read or a write
+	readSeen   bool  // a read since the last check
+	wroteSeen  bool  // a write since the last check
+	timer      Timer
+	expire     func(error) // called with ErrIdleTimeout or ErrReadTimeout
+	fire       func()      // bound method value, allocated once
 }
 
 // Init binds t to a wheel and to the function that closes the connection on expiry.
 func (t *Timeouts) Init(w *Wheel, expire func(error)) {
 	t.w, t.expire = w, expire
-	t.lastRead, t.lastWrite = w.clockTick(), w.clockTick()
+	now := w.clockTick()
+	t.lastRead, t.lastAny = now, now
 }
 
-func (t *Timeouts) now() int64 { return t.w.clockTick() }
+// Read records inbound activity. It costs a store.
+func (t *Timeouts) Read() { t.readSeen = true }
 
-// Read records inbound activity.
-func (t *Timeouts) Read() {
-	if t.w != nil {
-		t.lastRead = t.w.clockTick()
-	}
-}
+// Wrote records outbound activity. It costs a store.
+func (t *Timeouts) Wrote() { t.wroteSeen = true }
 
-// Wrote records outbound activity.
-func (t *Timeouts) Wrote() {
-	if t.w != nil {
-		t.lastWrite = t.w.clockTick()
-	}
-}
-
-// SetIdle sets the idle timeout (no read and no write for d); 0 disables.
+// SetIdle sets the idle timeout (no read and no write for d); 0 disables. A new timeout counts
+// from now.
 func (t *Timeouts) SetIdle(d time.Duration) {
 	t.idle = t.ticks(d)
-	t.lastRead, t.lastWrite = t.now(), t.now() // a new timeout counts from now
+	if t.w != nil {
+		t.lastAny = t.w.clockTick()
+	}
 	t.rearm()
 }
 
-// SetRead sets the read timeout (no read for d); 0 disables.
+// SetRead sets the read timeout (no read for d); 0 disables. It counts from now.
 func (t *Timeouts) SetRead(d time.Duration) {
 	t.read = t.ticks(d)
-	t.lastRead = t.now()
+	if t.w != nil {
+		t.lastRead = t.w.clockTick()
+	}
 	t.rearm()
 }
 
@@ -75,47 +74,44 @@ func (t *Timeouts) ticks(d time.Duration) int64 {
 	return n
 }
 
-// next returns the tick at which the earliest armed timeout is due, and which error it
-// carries; ok is false when none is armed.
-func (t *Timeouts) next() (due int64, err error, ok bool) {
-	if t.idle > 0 {
-		due, err, ok = max(t.lastRead, t.lastWrite)+t.idle, ErrIdleTimeout, true
+// period is the check interval: a quarter of the shorter armed timeout, at least one tick.
+func (t *Timeouts) period() int64 {
+	p := t.idle
+	if t.read > 0 && (p == 0 || t.read < p) {
+		p = t.read
 	}
-	if t.read > 0 {
-		if d := t.lastRead + t.read; !ok || d < due {
-			due, err, ok = d, ErrReadTimeout, true
-		}
-	}
-	return due, err, ok
+	return max(p/4, 1)
 }
 
 func (t *Timeouts) rearm() {
 	if t.w == nil {
 		return
 	}
-	due, _, ok := t.next()
-	if !ok {
+	if t.idle == 0 && t.read == 0 {
 		t.w.Stop(&t.timer)
 		return
 	}
 	if t.fire == nil {
 		t.fire = t.onTimer
 	}
-	left := due - t.w.now
-	if left < 1 {
-		left = 1
-	}
-	t.w.Schedule(&t.timer, time.Duration(left)*t.w.tick, t.fire)
+	t.w.Schedule(&t.timer, time.Duration(t.period())*t.w.tick, t.fire)
 }
 
 func (t *Timeouts) onTimer() {
-	due, err, ok := t.next()
-	if !ok {
-		return
+	now := t.w.clockTick()
+	if t.readSeen {
+		t.lastRead = now
+		t.lastAny = now
+	} else if t.wroteSeen {
+		t.lastAny = now
 	}
-	if due <= t.w.now {
-		t.expire(err)
-		return
+	t.readSeen, t.wroteSeen = false, false
+	switch {
+	case t.read > 0 && now-t.lastRead >= t.read:
+		t.expire(ErrReadTimeout)
+	case t.idle > 0 && now-t.lastAny >= t.idle:
+		t.expire(ErrIdleTimeout)
+	default:
+		t.rearm()
 	}
-	t.rearm()
 }

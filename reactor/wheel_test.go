@@ -44,10 +44,19 @@ func TestWheelCallbackStopsNeighbour(t *testing.T) {
 }
 
 // fakeClock makes w's clock follow the times given to advance.
+// It steps one tick at a time, as a timely ticker would.
 func fakeClock(w *Wheel) func(time.Time) {
 	now := w.start
 	w.clock = func() time.Time { return now }
-	return func(t time.Time) { now = t; w.Advance(t) }
+	return func(t time.Time) {
+		for now.Before(t) {
+			now = now.Add(w.tick)
+			if now.After(t) {
+				now = t
+			}
+			w.Advance(now)
+		}
+	}
 }
 
 func TestTimeoutsIdleExtendsOnActivity(t *testing.T) {
@@ -118,8 +127,28 @@ func TestTimeoutsNeverFireEarlyWhenTheWheelLags(t *testing.T) {
 	if got != nil {
 		t.Fatalf("idle timeout fired 20ms after activity: %v", got)
 	}
-	w.Advance(w.start.Add(100 * time.Millisecond))
+	now = w.start.Add(120 * time.Millisecond) // the clock moved on: 75ms after the read
+	w.Advance(now)
 	if !errors.Is(got, ErrIdleTimeout) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestTimeoutsCostNoClockReadPerEvent: Read and Wrote are plain stores; the clock is read
+// only when the check timer fires.
+func TestTimeoutsCostNoClockReadPerEvent(t *testing.T) {
+	w := NewWheel(10*time.Millisecond, 64)
+	reads := 0
+	w.clock = func() time.Time { reads++; return w.start }
+	var to Timeouts
+	to.Init(w, func(error) {})
+	to.SetIdle(time.Second)
+	before := reads
+	for i := 0; i < 1000; i++ {
+		to.Read()
+		to.Wrote()
+	}
+	if reads != before {
+		t.Fatalf("%d clock reads for 2,000 I/O events", reads-before)
 	}
 }

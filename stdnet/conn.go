@@ -156,9 +156,8 @@ func (c *conn) setTimeout(d time.Duration, idle bool) {
 	if !c.hasTO.Load() && d <= 0 {
 		return
 	}
-	// The ticker may lag behind on a loaded machine: catch the wheel up so the timeout counts
-	// from now. Expiries it runs are on this executor too.
-	c.g.wheel.Advance(time.Now())
+	// No catch-up of a lagging wheel is needed: reactor.Timeouts stamps activity from the
+	// clock when it checks, so a late wheel only makes a timeout fire late, never early.
 	if !c.hasTO.Load() {
 		c.to.Init(c.g.wheel, c.expire)
 		c.wroteFn = c.wroteTask
@@ -192,7 +191,6 @@ func (c *conn) wroteTask() {
 // with the clock first: activity is stamped in wheel ticks, and a ticker delayed by a loaded
 // machine would otherwise stamp it in the past and let the timeout fire early.
 func (c *conn) touch(read bool) {
-	c.g.wheel.Advance(time.Now())
 	if read {
 		c.to.Read()
 	} else {
