@@ -326,7 +326,7 @@ func TestParseInvalidL7(t *testing.T) {
 			`invalid-rpc-proxy.yaml: static_resources.listeners[1] ("bolt_dangling"): filter_chains[0].filters[0].typed_config: filter "strait.filters.network.rpc_proxy": virtual host "*" (virtual_hosts[0]), route "a" (routes[0]), weighted cluster 1: undefined cluster "c" (not in static_resources.clusters)`,
 		}},
 		{"invalid-protocol-options.yaml", []error{ErrInvalid, ErrUnsupported}, []string{
-			`invalid-protocol-options.yaml: bootstrap_extensions[0] ("strait.runtime"): typed_config.value.request_dispatch: invalid value: "eventually" (want pool or inline)`,
+			`invalid-protocol-options.yaml: bootstrap_extensions[0] ("strait.runtime"): typed_config.value.request_dispatch: invalid value: "eventually" (want auto, pool or inline)`,
 			`invalid-protocol-options.yaml: static_resources.clusters[0] ("tcp_options"): typed_extension_protocol_options["envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions"]: not supported by Strait: only envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
 			`invalid-protocol-options.yaml: static_resources.clusters[1] ("never_idle"): typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].common_http_protocol_options: field "max_connection_duration" is not supported by Strait`,
 			`invalid-protocol-options.yaml: static_resources.clusters[1] ("never_idle"): typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].common_http_protocol_options.idle_timeout: 0s (never closing idle upstream connections) is not supported by Strait`,
@@ -438,9 +438,9 @@ func TestRequestDispatchReachesEveryStreamManager(t *testing.T) {
 	if s.Runtime.RequestDispatch != stream.DispatchInline || streamConfig(t, s.Listeners[0]).Dispatch != stream.DispatchInline {
 		t.Fatalf("runtime %v, stream config %v", s.Runtime.RequestDispatch, streamConfig(t, s.Listeners[0]).Dispatch)
 	}
-	// Without the runtime extension: the pool.
+	// Without the runtime extension: auto (inline unless a filter may block).
 	s, err = parseFile(t, "valid-envoy-demo.yaml", testRegistry(t))
-	if err != nil || streamConfig(t, s.Listeners[0]).Dispatch != stream.DispatchPool {
+	if err != nil || streamConfig(t, s.Listeners[0]).Dispatch != stream.DispatchAuto {
 		t.Fatalf("default dispatch: %v", err)
 	}
 }

@@ -53,9 +53,10 @@ type RuntimeConfig struct {
 	// LogLevel is the minimum log level (default info).
 	LogLevel slog.Level
 	// RequestDispatch says where every stream manager (HTTP connection manager, RPC proxy)
-	// runs a request's decode filters and routing: stream.DispatchPool (the default, a task
-	// on the bounded request pool) or stream.DispatchInline (on the connection's event
-	// loop: faster, for filters that never block). Copied into every stream.Config.
+	// runs a request's decode filters and routing: stream.DispatchAuto (the default: on the
+	// connection's executor unless a configured filter may block, then on the bounded request
+	// pool), stream.DispatchPool (always the pool) or stream.DispatchInline (always the
+	// executor). Copied into every stream.Config.
 	RequestDispatch stream.Dispatch
 }
 
@@ -71,7 +72,7 @@ type runtimeJSON struct {
 	WorkerPoolSize int    `json:"worker_pool_size"`
 	DrainTimeout   string `json:"drain_timeout"`
 	LogLevel       string `json:"log_level"`
-	// RequestDispatch is "pool" (default) or "inline".
+	// RequestDispatch is "auto" (default), "pool" or "inline".
 	RequestDispatch string `json:"request_dispatch"`
 }
 
@@ -126,7 +127,7 @@ func (c *RuntimeConfig) Validate() error {
 		l.add("log_level", fmt.Errorf("%w: %v", ErrInvalid, c.LogLevel))
 	}
 	switch c.RequestDispatch {
-	case stream.DispatchPool, stream.DispatchInline:
+	case stream.DispatchAuto, stream.DispatchPool, stream.DispatchInline:
 	default:
 		l.add("request_dispatch", fmt.Errorf("%w: %d", ErrInvalid, c.RequestDispatch))
 	}
@@ -196,11 +197,13 @@ func TranslateRuntime(ext *corev3.TypedExtensionConfig) (RuntimeConfig, error) {
 		}
 	}
 	switch raw.RequestDispatch {
-	case "", "pool":
+	case "", "auto":
+	case "pool":
+		cfg.RequestDispatch = stream.DispatchPool
 	case "inline":
 		cfg.RequestDispatch = stream.DispatchInline
 	default:
-		l.add("typed_config.value.request_dispatch", fmt.Errorf("%w: %q (want pool or inline)", ErrInvalid, raw.RequestDispatch))
+		l.add("typed_config.value.request_dispatch", fmt.Errorf("%w: %q (want auto, pool or inline)", ErrInvalid, raw.RequestDispatch))
 	}
 	if err := cfg.Validate(); err != nil {
 		l.add("typed_config.value", err)

@@ -15,12 +15,23 @@ var ErrInvalidConfig = errors.New("stream manager: invalid configuration")
 type Dispatch uint8
 
 const (
-	// DispatchPool runs them as a task on the bounded request pool (pipeline.Deps.Go); a
-	// saturated pool pauses reading and sheds the request.
-	DispatchPool Dispatch = iota
-	// DispatchInline runs them on the connection's executor.
+	// DispatchAuto (the default) runs them on the connection's executor unless a configured
+	// stream filter may block (it implements BlockingFilter and says so), in which case they
+	// run on the request pool. Running CPU-only stages on the executor saves two goroutine
+	// hops and their allocations per request; the pool stays what bounds blocking work.
+	DispatchAuto Dispatch = iota
+	// DispatchPool always runs them as a task on the bounded request pool (pipeline.Deps.Go);
+	// a saturated pool pauses reading and sheds the request.
+	DispatchPool
+	// DispatchInline always runs them on the connection's executor.
 	DispatchInline
 )
+
+// BlockingFilter is implemented by stream filter configurations whose filters may block
+// (call out to a service, wait on a lock): with DispatchAuto their chains run on the pool.
+type BlockingFilter interface {
+	MayBlock() bool
+}
 
 // Defaults (Envoy's where Envoy has one).
 const (

@@ -67,6 +67,7 @@ type factory struct {
 	upCodec *protocol.Codec
 	filters []FilterFactory
 	stats   *stats
+	pooled  bool     // decode filters and routing run on the request pool
 	execs   sync.Map // executor id -> *execState
 }
 
@@ -131,6 +132,17 @@ func (c *Config) NewFactory(deps *pipeline.Deps) (pipeline.NetworkFilterFactory,
 		f.filters = append(f.filters, ff)
 	}
 	f.stats = newStats(deps.Stats, c.StatPrefix)
+	f.pooled = f.cfg.Dispatch == DispatchPool
+	if f.cfg.Dispatch == DispatchAuto {
+		for _, nf := range c.Filters {
+			if b, ok := nf.Config.(BlockingFilter); ok && b.MayBlock() {
+				f.pooled = true
+			}
+		}
+	}
+	if f.deps.Go == nil {
+		f.pooled = false
+	}
 	return func(fm pipeline.FilterManager) {
 		fm.AddReadFilter(&downstream{f: f})
 	}, nil

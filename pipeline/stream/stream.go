@@ -118,6 +118,7 @@ type Stream struct {
 	deadline   time.Time   // route timeout; zero when none
 	lastActive time.Time   // last byte of this stream in either direction
 	tryTimer   *time.Timer
+	lb         pipeline.LBContext
 }
 
 func newStream(d *downstream, id protocol.StreamID, h protocol.Headers, end bool) *Stream {
@@ -171,7 +172,7 @@ func (s *Stream) start() {
 	for _, ff := range f.filters {
 		ff(s)
 	}
-	if f.cfg.Dispatch == DispatchPool && f.deps.Go != nil {
+	if f.pooled {
 		s.phase, s.dispatched = phaseDispatched, true
 		if !f.deps.Go(s.runDispatched) {
 			s.phase, s.dispatched = phaseDecoding, false
@@ -367,9 +368,10 @@ func (s *Stream) afterFunc(d time.Duration, fn func(*Stream)) *time.Timer {
 // connect picks a host and attaches the stream to that host's pool.
 func (s *Stream) connect() {
 	f := s.d.f
-	lb := pipeline.LBContext{DownstreamAddr: s.d.rc.RemoteAddr(), Attempt: s.attempt, Previous: s.host}
-	s.hash(&lb)
-	host := s.cluster.ChooseHost(&lb)
+	// The context lives in the stream: a local would escape through the interface call.
+	s.lb = pipeline.LBContext{DownstreamAddr: s.d.rc.RemoteAddr(), Attempt: s.attempt, Previous: s.host}
+	s.hash(&s.lb)
+	host := s.cluster.ChooseHost(&s.lb)
 	if host == nil {
 		f.stats.noHealthy.Add(1)
 		s.sendLocal(503, "no healthy upstream\n", FlagNoHealthy)
