@@ -163,3 +163,25 @@ type EOFHandler interface {
 type Flusher interface {
 	Flush() error
 }
+
+// StreamFlow is implemented by codecs with per-stream flow control (HTTP/2). A stream
+// manager uses it to hold back one stream's source instead of pausing a connection that
+// other streams share.
+type StreamFlow interface {
+	// StreamCongested reports whether bytes encoded for stream id wait for the peer's
+	// flow-control window (the codec holds them as owned copies). The caller should stop
+	// taking the stream's source until FlowSink.OnStreamWritable.
+	StreamCongested(id StreamID) bool
+	// Consume returns n body bytes of stream id, received with Sink.OnData by a FlowSink,
+	// to the peer's flow-control window (HTTP/2 WINDOW_UPDATE).
+	Consume(id StreamID, n int)
+}
+
+// FlowSink is a Sink that takes part in per-stream flow control: a codec implementing
+// StreamFlow returns a received body byte to its peer only when the sink calls Consume for
+// it, and tells the sink when a stream it reported congested can take bytes again. Sinks
+// that are not FlowSinks get every byte returned as soon as OnData returns.
+type FlowSink interface {
+	Sink
+	OnStreamWritable(id StreamID)
+}

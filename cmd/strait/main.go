@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 
@@ -56,6 +57,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (overrides the config)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	traceFile := fs.String("trace", "", "write a Go execution trace of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,6 +76,18 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "strait: %v\n", err)
+			return 1
+		}
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintf(stderr, "strait: %v\n", err)
+			return 1
+		}
+		defer func() { trace.Stop(); f.Close() }()
 	}
 	o := server.Options{ConfigName: *cfgPath, Transport: *transport, LogFormat: *logFormat}
 	if *logLevel != "" {

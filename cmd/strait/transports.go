@@ -6,6 +6,7 @@ import (
 	"github.com/strait-proxy/strait/protocol"
 	"github.com/strait-proxy/strait/protocol/bolt"
 	"github.com/strait-proxy/strait/protocol/http1"
+	"github.com/strait-proxy/strait/protocol/http2"
 	gnetreactor "github.com/strait-proxy/strait/reactor/gnet"
 	netpollreactor "github.com/strait-proxy/strait/reactor/netpoll"
 	"github.com/strait-proxy/strait/stdnet"
@@ -29,6 +30,7 @@ func builtins() server.Extensions {
 		HTTPFilters: []discovery.HTTPFilter{},
 		Codecs: []protocol.Codec{
 			http1.NewCodec(http1.Limits{}),
+			http2.NewCodec(http2.Config{}),
 			bolt.NewCodec(bolt.Limits{}, bolt.CodecOptions{}),
 		},
 		// gnet: the smallest idle connections and same-loop forwarding (see README).

@@ -188,7 +188,8 @@ var (
 	_ pipeline.HalfCloser       = (*downstream)(nil)
 	_ pipeline.CloseObserver    = (*downstream)(nil)
 	_ pipeline.WritableObserver = (*downstream)(nil)
-	_ protocol.Sink             = (*requestSink)(nil)
+	_ protocol.FlowSink         = (*requestSink)(nil)
+	_ protocol.FlowSink         = (*responseSink)(nil)
 )
 
 func (d *downstream) OnNewConnection(c *pipeline.Connection) pipeline.Status {
@@ -252,6 +253,16 @@ func (d *downstream) detect(in reactor.View) bool {
 		return true
 	}
 	codec, m, err := protocol.Detect(in.Peek(min(in.Len(), maxDetectBytes)), d.f.codecs)
+	if err != nil {
+		// Envoy's AUTO: what is not the HTTP/2 preface is HTTP/1.1, whose codec answers
+		// malformed input with a 400 instead of a silent close.
+		for _, c := range d.f.codecs {
+			if c.Name == "http1" {
+				codec, m, err = c, protocol.Yes, nil
+				break
+			}
+		}
+	}
 	switch {
 	case err != nil:
 		d.f.stats.protocolErr.Add(1)
@@ -282,12 +293,18 @@ func (d *downstream) KeepWriteOpen(*pipeline.Connection) bool { return len(d.str
 
 func (d *downstream) OnDownstreamWritable(*pipeline.Connection) {
 	for _, uc := range d.upPaused {
+		uc.pausedByDown = false
 		if !uc.closed {
 			uc.rc.PauseRead(false)
 		}
 	}
 	clear(d.upPaused)
 	d.upPaused = d.upPaused[:0]
+	for _, s := range d.streams {
+		if s.respOwed > 0 {
+			s.releaseResponse()
+		}
+	}
 }
 
 // pauseUpstream stops reading uc until the downstream connection drains.
@@ -346,9 +363,21 @@ func (r *requestSink) OnData(id protocol.StreamID, in reactor.View, n int, end b
 	s := d.streams[id]
 	if s == nil {
 		in.Skip(n) // a stream we already answered or reset
+		if f, ok := d.codec.(protocol.StreamFlow); ok {
+			f.Consume(id, n)
+		}
 		return
 	}
 	s.requestData(in, n, end)
+}
+
+// OnStreamWritable implements protocol.FlowSink: the downstream codec sent the response
+// bytes it held for stream id.
+func (r *requestSink) OnStreamWritable(id protocol.StreamID) {
+	d := (*downstream)(r)
+	if s := d.streams[id]; s != nil {
+		s.downstreamWritable()
+	}
 }
 
 func (r *requestSink) OnTrailers(id protocol.StreamID, t protocol.Headers) {

@@ -119,6 +119,12 @@ type Stream struct {
 	lastActive time.Time   // last byte of this stream in either direction
 	tryTimer   *time.Timer
 	lb         pipeline.LBContext
+
+	// reqOwed and respOwed are body bytes taken from a StreamFlow codec (the downstream's
+	// request, the upstream's response) and not yet returned to its peer's flow-control
+	// window because the other side was busy: the peer's window closes instead of the
+	// proxy's memory growing.
+	reqOwed, respOwed int
 }
 
 func newStream(d *downstream, id protocol.StreamID, h protocol.Headers, end bool) *Stream {
@@ -457,6 +463,7 @@ func (s *Stream) bind(uc *upConn, id protocol.StreamID) {
 		s.pending[i] = nil
 	}
 	s.pending, s.pendingLen = s.pending[:0], 0
+	s.releaseRequest()
 	if s.reqEnd && s.trailers != nil {
 		if err := c.EncodeTrailers(id, s.trailers); err != nil {
 			s.upstreamFailed(err)
@@ -510,11 +517,13 @@ func (s *Stream) requestData(in reactor.View, n int, end bool) {
 	}
 	if s.phase == phaseDone {
 		in.Skip(n)
+		s.consumeRequest(n)
 		return
 	}
 	if end {
 		s.reqEnd = true
 	}
+	defer s.creditRequest(n)
 	uc := s.up
 	if uc != nil && len(s.pending) == 0 && !uc.rc.Congested() {
 		var err error
@@ -534,7 +543,9 @@ func (s *Stream) requestData(in reactor.View, n int, end bool) {
 		if end {
 			s.reqSent = true
 		}
-		if uc.rc.Congested() {
+		if uc.rc.Congested() && s.downFlow() == nil {
+			// A downstream with per-stream flow control is held back by its window
+			// (creditRequest) instead: pausing it would stall its other streams.
 			uc.pauseDownstream(s.d)
 		}
 		return
@@ -580,6 +591,15 @@ func (s *Stream) flushPending() {
 			s.reqSent = true
 		}
 	}
+	if len(s.pending) == 0 && s.reqEnd && s.trailers != nil && !s.reqSent {
+		// Trailers that arrived while body bytes waited go after them.
+		if err := uc.codec.EncodeTrailers(s.upID, s.trailers); err != nil {
+			s.upstreamFailed(err)
+			return
+		}
+		s.reqSent = true
+	}
+	s.releaseRequest()
 	if len(s.pending) == 0 && s.holding {
 		s.holding = false
 		s.d.heldRead--
@@ -655,6 +675,9 @@ func (r *responseSink) OnData(_ protocol.StreamID, in reactor.View, n int, end b
 	s := (*Stream)(r)
 	if s.phase == phaseDone {
 		in.Skip(n)
+		if f := s.upFlow(); f != nil {
+			f.Consume(s.upID, n)
+		}
 		return
 	}
 	s.info.BytesSent += uint64(n)
@@ -673,10 +696,122 @@ func (r *responseSink) OnData(_ protocol.StreamID, in reactor.View, n int, end b
 		s.responseDone()
 		return
 	}
-	if d.rc.Congested() && s.up != nil && !s.up.pausedByDown {
+	if s.upFlow() != nil {
+		// A multiplexed upstream is held back per stream, by its window.
+		s.creditResponse(n)
+		return
+	}
+	if s.downstreamBusy() && s.up != nil && !s.up.pausedByDown {
 		s.up.pausedByDown = true
 		d.pauseUpstream(s.up)
 	}
+}
+
+// OnStreamWritable implements protocol.FlowSink: the upstream codec sent the request bytes
+// it held for this stream.
+func (r *responseSink) OnStreamWritable(protocol.StreamID) {
+	s := (*Stream)(r)
+	if s.phase == phaseDone || s.up == nil {
+		return
+	}
+	if len(s.pending) > 0 {
+		s.flushPending()
+		return // flushPending returns the request credit
+	}
+	s.releaseRequest()
+}
+
+// --- per-stream flow control ----------------------------------------------------------
+
+func (s *Stream) downFlow() protocol.StreamFlow {
+	f, _ := s.d.codec.(protocol.StreamFlow)
+	return f
+}
+
+func (s *Stream) upFlow() protocol.StreamFlow {
+	if s.up == nil {
+		return nil
+	}
+	f, _ := s.up.codec.(protocol.StreamFlow)
+	return f
+}
+
+// upstreamBusy reports whether request bytes given to the upstream now would wait: the
+// stream is not bound yet or has bytes pending, the connection is congested, or its codec
+// holds bytes of this stream for the peer's window.
+func (s *Stream) upstreamBusy() bool {
+	uc := s.up
+	if uc == nil || len(s.pending) > 0 || uc.rc.Congested() {
+		return true
+	}
+	f := s.upFlow()
+	return f != nil && f.StreamCongested(s.upID)
+}
+
+// downstreamBusy is upstreamBusy for response bytes.
+func (s *Stream) downstreamBusy() bool {
+	if s.d.rc.Congested() {
+		return true
+	}
+	f := s.downFlow()
+	return f != nil && f.StreamCongested(s.id)
+}
+
+// consumeRequest returns discarded request bytes at once.
+func (s *Stream) consumeRequest(n int) {
+	if f := s.downFlow(); f != nil {
+		f.Consume(s.id, n)
+	}
+}
+
+// creditRequest returns n request body bytes to the downstream's window once they are on
+// their way upstream; while the upstream is busy they are owed (releaseRequest).
+func (s *Stream) creditRequest(n int) {
+	if s.downFlow() == nil {
+		return
+	}
+	s.reqOwed += n
+	s.releaseRequest()
+}
+
+func (s *Stream) releaseRequest() {
+	f := s.downFlow()
+	if f == nil || s.reqOwed == 0 || (s.phase != phaseDone && s.upstreamBusy()) {
+		return
+	}
+	f.Consume(s.id, s.reqOwed)
+	s.reqOwed = 0
+}
+
+// creditResponse returns n response body bytes to the upstream's window once they are on
+// their way downstream; while the downstream is busy they are owed (releaseResponse).
+func (s *Stream) creditResponse(n int) {
+	s.respOwed += n
+	s.releaseResponse()
+}
+
+func (s *Stream) releaseResponse() {
+	f := s.upFlow()
+	if f == nil || s.respOwed == 0 || s.downstreamBusy() {
+		return
+	}
+	f.Consume(s.upID, s.respOwed)
+	s.respOwed = 0
+}
+
+// downstreamWritable runs when the downstream can take this stream's response bytes
+// again (its codec's queue drained, or its connection is no longer congested).
+func (s *Stream) downstreamWritable() {
+	if s.phase == phaseDone || s.up == nil {
+		return
+	}
+	if uc := s.up; uc.pausedByDown && !s.downstreamBusy() {
+		uc.pausedByDown = false
+		if !uc.closed {
+			uc.rc.PauseRead(false)
+		}
+	}
+	s.releaseResponse()
 }
 
 func (r *responseSink) OnTrailers(_ protocol.StreamID, t protocol.Headers) {
@@ -717,7 +852,10 @@ func (s *Stream) upstreamFailed(err error) {
 	f.stats.upReset.Add(1)
 	s.abandonUpstream(err)
 	if !s.respStart {
-		if s.canRetry(router.RetryReset|router.Retry5xx|router.RetryGatewayError, true) {
+		// A refused stream (REFUSED_STREAM, or above a GOAWAY's last stream id) never
+		// reached the application: it may be retried whatever its method.
+		sent := !errors.Is(err, protocol.ErrRefusedStream)
+		if s.canRetry(router.RetryReset|router.Retry5xx|router.RetryGatewayError, sent) {
 			s.retry()
 			return
 		}

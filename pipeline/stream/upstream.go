@@ -138,6 +138,9 @@ func (p *connPool) serve(uc *upConn) {
 		}
 		return
 	}
+	if n := uc.codec.MaxStreams(); n > 0 {
+		p.perConn = n // the peer's SETTINGS may have changed it since the connect
+	}
 	if uc.codec.ActiveStreams() < uc.codec.MaxStreams() && !uc.inReady {
 		uc.inReady = true
 		p.ready = append(p.ready, uc)
@@ -303,8 +306,13 @@ func (uc *upConn) OnWritable(reactor.Conn) {
 	clear(uc.pausedDown)
 	uc.pausedDown = uc.pausedDown[:0]
 	for _, s := range uc.streams {
-		if len(s.pending) > 0 && s.up == uc {
+		if s.up != uc {
+			continue
+		}
+		if len(s.pending) > 0 {
 			s.flushPending()
+		} else {
+			s.releaseRequest()
 		}
 	}
 }
