@@ -1,7 +1,7 @@
 // Package reactor owns Strait's event model: the Transport, Conn and Handler contract that every
 // I/O backend implements (reactor/gnet, reactor/netpoll and the classic stdnet package), the
-// owned Buffer type that crosses goroutines, watermarks, and the timing wheel backends use for
-// idle and read timeouts.
+// owned Buffer type that crosses goroutines, watermarks, and the timing wheel each executor
+// owns for idle and read timeouts and for handler timers (Conn.Schedule).
 //
 // Who may call it: pipeline/ and protocol/ program against these interfaces only; cmd/strait is
 // the one place that picks a concrete backend. Backends never import each other.
@@ -39,6 +39,31 @@
 // reading from the socket (gnet, netpoll) keep buffering but stop delivering; when a paused
 // connection's unconsumed inbound bytes exceed Options.MaxReadBuffer it is closed with
 // ErrReadBufferOverflow, so memory stays bounded either way.
+//
+// # Timers
+//
+// Conn.Schedule arms a Timer on the timing wheel of the connection's executor, the same wheel
+// that runs idle and read timeouts; handler code uses it for per-request deadlines (route,
+// per-try and stream idle timeouts) instead of time.AfterFunc plus Exec, which costs
+// allocations and a goroutine hop per request. The rules:
+//   - The timer belongs to the executor, not to the connection: fn runs on the executor,
+//     serialized with every callback and Exec function there, even if the connection it was
+//     armed through closed meanwhile. A timer armed through one connection may be moved or
+//     stopped through any connection with the same ExecutorID; while it is armed it must not
+//     be touched through a connection of another executor (a detected misuse panics).
+//   - Resolution is Options.TimerTick. fn runs no earlier than d, and no earlier than one
+//     tick, after Schedule was called; on an executor that keeps up it runs less than two ticks
+//     after that. Timers of one executor fire in the order of their deadlines (the time of
+//     the Schedule call plus d); equal deadlines fire in the order they were armed.
+//   - Unschedule, or a new Schedule, takes effect at once: once it returned the old arming
+//     never fires, even if it came due and was waiting for the executor.
+//   - fn may Schedule and Unschedule timers, itself included. A panic in fn is recovered and
+//     logged (Options.Logger); no connection is closed for it.
+//   - Arming and stopping allocate nothing when t lives in the caller's memory and fn is a
+//     function value made once (a method value stored at setup, not a new closure per call).
+//   - An executor with nothing armed does no timer work: its wheel only moves while timers
+//     are armed, whether or not any of its connections is active.
+//   - Timers still armed when Transport.Close returns never fire.
 package reactor
 
 import (
@@ -121,7 +146,8 @@ type Handler interface {
 	OnPeerClose(c Conn) bool
 	// OnClose runs exactly once when the connection is gone; err is the reason (nil for a
 	// local Close(nil)). The Conn must not be used afterwards, except that Send, Exec and Close
-	// keep failing safely.
+	// keep failing safely and Schedule and Unschedule keep working (timers belong to the
+	// executor).
 	OnClose(c Conn, err error)
 }
 
@@ -176,12 +202,25 @@ type Conn interface {
 	// reading continues. Executor.
 	CloseWrite() error
 	// SetIdleTimeout closes the connection with ErrIdleTimeout when no byte was read or
-	// written for d (time spent paused counts); 0 disables it. The check runs on the executor's timing wheel, so the
-	// close happens between d and d plus one wheel tick. Executor.
+	// written for d (time spent paused counts); 0 disables it. The check runs on the
+	// executor's timing wheel every quarter of d, so the close happens between d and 1.25 d
+	// (plus one wheel tick). Executor.
 	SetIdleTimeout(d time.Duration)
 	// SetReadTimeout closes the connection with ErrReadTimeout when no byte was read for d;
 	// 0 disables it. Executor.
 	SetReadTimeout(d time.Duration)
+	// Schedule arms t to run fn on this connection's executor after d (rounded up to the
+	// wheel's tick; at least one tick). Re-scheduling an armed t moves it. fn runs on the
+	// executor even if the connection closed meanwhile, unless the timer was stopped; t may be
+	// embedded in the caller's struct, so arming allocates nothing. Executor.
+	//
+	// Resolution is Options.TimerTick (default 100 ms): fn never runs before d (nor before
+	// one tick) has passed since the call, and on an executor that is not overloaded it runs
+	// less than two ticks after that. See "Timers" in the package doc.
+	Schedule(t *Timer, d time.Duration, fn func())
+	// Unschedule disarms t; it reports whether t was armed. Once it returns, fn does not run
+	// (a timer that came due but whose fn has not started yet counts as armed). Executor.
+	Unschedule(t *Timer) bool
 	// Context returns the value stored with SetContext. Executor.
 	Context() any
 	// SetContext stores per-connection handler state. Executor.
@@ -224,7 +263,10 @@ type Options struct {
 	DialTimeout time.Duration
 	// CloseFlushTimeout bounds how long Close waits for queued bytes to drain. Default 5s.
 	CloseFlushTimeout time.Duration
-	// TimerTick is the timing-wheel resolution for idle and read timeouts. Default 100ms.
+	// TimerTick is the resolution of each executor's timing wheel, which runs idle and read
+	// timeouts and Conn.Schedule timers (those fire never before their deadline and, on an
+	// executor that keeps up, less than two ticks after it). The backend's ticker wakes once
+	// per tick; an executor with nothing armed does no work on it. Default 100ms.
 	TimerTick time.Duration
 	// MaxConns caps concurrently open connections; past it new accepted connections are
 	// closed at once, without OnOpen. Dialed connections count towards the cap but are never

@@ -163,12 +163,24 @@ func (c *conn) setTimeout(d time.Duration, idle bool) {
 		c.wroteFn = c.wroteTask
 		c.hasTO.Store(true)
 	}
+	c.g.armed.Store(true) // the ticker clears it once the wheel is empty
 	if idle {
 		c.to.SetIdle(d)
 	} else {
 		c.to.SetRead(d)
 	}
 }
+
+// Schedule implements reactor.Conn on the executor's wheel: fn runs under the executor's lock
+// once the ticker found it due. The timer belongs to the executor, so it fires even after c
+// closed, and any connection of the executor may move or stop it.
+func (c *conn) Schedule(t *reactor.Timer, d time.Duration, fn func()) {
+	c.g.wheel.After(t, d, fn)
+	c.g.armed.Store(true)
+}
+
+// Unschedule implements reactor.Conn.
+func (c *conn) Unschedule(t *reactor.Timer) bool { return c.g.wheel.Stop(t) }
 
 // expire runs inside the wheel's Advance, on the executor.
 func (c *conn) expire(err error) { c.Close(err) }
@@ -187,9 +199,7 @@ func (c *conn) wroteTask() {
 	}
 }
 
-// touch records activity for the timeouts; executor, with hasTO set. The wheel is caught up
-// with the clock first: activity is stamped in wheel ticks, and a ticker delayed by a loaded
-// machine would otherwise stamp it in the past and let the timeout fire early.
+// touch records activity for the timeouts; executor, with hasTO set.
 func (c *conn) touch(read bool) {
 	if read {
 		c.to.Read()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/strait-proxy/strait/reactor"
 )
@@ -16,7 +18,8 @@ type executor struct {
 	id int
 
 	mu    sync.Mutex     // held while a callback, task or timer of the executor runs
-	wheel *reactor.Wheel // idle and read timeouts; guarded by mu
+	wheel *reactor.Wheel // idle and read timeouts and Conn.Schedule timers; guarded by mu
+	armed atomic.Bool    // mirrors wheel.Len() > 0 (written under mu): the ticker skips the executor otherwise
 
 	qmu     sync.Mutex // guards the fields below and every member's conn.dead
 	q       []task
@@ -90,6 +93,34 @@ func (e *executor) drain() {
 		}
 		e.qmu.Unlock()
 	}
+}
+
+// advance moves the wheel to now and runs what came due: expired timeouts close their
+// connection, then Conn.Schedule timers run in deadline order. Ticker goroutine.
+func (e *executor) advance(now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.wheel.Advance(now)
+	for !e.t.timersOff.Load() {
+		fn, ok := e.wheel.PopDue()
+		if !ok {
+			break
+		}
+		e.runTimer(fn)
+	}
+	e.armed.Store(e.wheel.Len() > 0)
+}
+
+// runTimer runs a timer function; a panic is logged and closes nothing (the timer belongs to
+// the executor, not to a connection).
+func (e *executor) runTimer(fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.t.o.Log().Error("stdnet: recovered a panic in a timer function",
+				"executor", e.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
 }
 
 func runTask(tk task) {

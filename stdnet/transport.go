@@ -20,8 +20,9 @@
 //     caller's slices; the kernel usually takes it all and nothing is copied. What remains is
 //     copied (Send keeps the caller's Buffer) into a queue that a writer goroutine, started on
 //     demand, pushes out with blocking writes.
-//   - Timeouts: one timing wheel per executor, under its mutex, advanced by one ticker
-//     goroutine; expiries therefore run on the executor.
+//   - Timers: one timing wheel per executor, under its mutex, advanced by one ticker
+//     goroutine while it holds timers; idle/read timeout expiries and Conn.Schedule timer
+//     functions therefore run on the executor.
 package stdnet
 
 import (
@@ -71,6 +72,7 @@ type Transport struct {
 	conns     map[*conn]struct{}
 
 	stopTicker chan struct{}
+	timersOff  atomic.Bool // set as Close returns: timer functions no longer start
 }
 
 // New returns a stdnet transport with o.Loops executors.
@@ -101,8 +103,9 @@ func New(o reactor.Options) (reactor.Transport, error) {
 // Name implements reactor.Transport.
 func (t *Transport) Name() string { return Name }
 
-// tick advances every executor's wheel once per TimerTick, under the executor's lock:
-// expired timeouts close their connection from the executor.
+// tick advances, once per TimerTick, the wheel of every executor that has timers armed, under
+// the executor's lock: expired timeouts close their connection and timer functions run on the
+// executor. Executors with nothing armed cost an atomic load per tick.
 func (t *Transport) tick() {
 	tk := time.NewTicker(t.o.TimerTick)
 	defer tk.Stop()
@@ -110,9 +113,9 @@ func (t *Transport) tick() {
 		select {
 		case now := <-tk.C:
 			for _, e := range t.execs {
-				e.mu.Lock()
-				e.wheel.Advance(now)
-				e.mu.Unlock()
+				if e.armed.Load() {
+					e.advance(now)
+				}
 			}
 		case <-t.stopTicker:
 			return
@@ -248,6 +251,7 @@ func (t *Transport) Close() error {
 		c.Close(reactor.ErrTransportClosed)
 	}
 	close(t.stopTicker)
+	t.timersOff.Store(true)
 	return errors.Join(errs...)
 }
 

@@ -383,3 +383,7 @@ func newClient(opts CodecOptions) (*clientCodec, *fakeConn) {
 	c := &fakeConn{}
 	return newClientCodec(c, Limits{}.WithDefaults(), opts.WithDefaults()), c
 }
+
+// The codecs arm no timers: the fake accepts and ignores them.
+func (c *fakeConn) Schedule(*reactor.Timer, time.Duration, func()) {}
+func (c *fakeConn) Unschedule(*reactor.Timer) bool                 { return false }

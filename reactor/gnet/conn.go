@@ -337,7 +337,6 @@ func (w *conn) timeouts(d time.Duration) *reactor.Timeouts {
 		return nil
 	}
 	l := w.l
-	l.wheel.Advance(time.Now()) // the wheel only moves while some timer is armed
 	if w.e == nil || w.e.to == nil {
 		if d <= 0 {
 			return nil
@@ -349,6 +348,21 @@ func (w *conn) timeouts(d time.Duration) *reactor.Timeouts {
 	l.timers.Store(true)
 	return w.e.to
 }
+
+// Schedule implements reactor.Conn on the loop's timing wheel (the one the timeouts use): fn
+// runs in a loop task once the clock's tick has moved the wheel past the deadline. The timer
+// belongs to the loop, so it fires even after w closed, and any connection of the loop may
+// move or stop it.
+func (w *conn) Schedule(t *reactor.Timer, d time.Duration, fn func()) {
+	l := w.l
+	l.wheel.After(t, d, fn)
+	if !l.timers.Load() {
+		l.timers.Store(true) // the clock posts ticks while the wheel holds timers
+	}
+}
+
+// Unschedule implements reactor.Conn.
+func (w *conn) Unschedule(t *reactor.Timer) bool { return w.l.wheel.Stop(t) }
 
 // Send implements reactor.Conn: b joins the connection's send queue, which the loop writes
 // with one writev per batch. b is released after gnet took its bytes (written or copied

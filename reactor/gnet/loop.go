@@ -79,11 +79,11 @@ type loop struct {
 	mu    sync.Mutex
 	inbox []task
 	armed bool // an Execute of run is outstanding
-	dead  bool // the gnet loop exited: tasks run inline under deadMu
+	dead  bool // the gnet loop exited: tasks run inline under deadMu (see unlockDead)
 
 	deadMu   sync.Mutex
 	watching atomic.Bool // watch is non-empty (read by the clock goroutine)
-	timers   atomic.Bool // some connection armed a timeout (the clock posts ticks)
+	timers   atomic.Bool // the wheel holds timers (the clock posts ticks); set and cleared on the loop
 	tickOut  atomic.Bool // an opTick is queued
 	watchOut atomic.Bool // an opWatch is queued
 	runnable gnetv2.RunnableFunc
@@ -124,10 +124,11 @@ func (l *loop) exit() {
 func (l *loop) post(tk task) {
 	l.mu.Lock()
 	if l.dead {
+		l.inbox = append(l.inbox, tk)
 		l.mu.Unlock()
-		l.deadMu.Lock()
-		l.runTask(&tk)
-		l.deadMu.Unlock()
+		if l.deadMu.TryLock() {
+			l.unlockDead()
+		}
 		return
 	}
 	l.inbox = append(l.inbox, tk)
@@ -172,16 +173,42 @@ func (l *loop) kill() {
 		return
 	}
 	l.dead = true
-	batch := l.inbox
-	l.inbox = nil
 	l.mu.Unlock()
-	l.timers.Store(false) // the clock stops posting to it
+	// The clock keeps posting ticks while timers are armed: a dead loop runs its tasks inline
+	// (under deadMu), so Conn.Schedule timers armed on it still fire until Transport.Close.
 	l.watching.Store(false)
 	l.deadMu.Lock()
-	for i := range batch {
-		l.runTask(&batch[i])
+	l.unlockDead()
+}
+
+// unlockDead runs the tasks queued on a dead loop, then releases deadMu, which the caller
+// holds. A dead loop's tasks run on whichever goroutine holds deadMu: post only queues when
+// it finds deadMu taken (by another goroutine, or by its own, further up the stack, when a
+// task posts a task), and the holder runs what was queued before it lets go, so tasks never
+// nest and a task posting to its own dead loop cannot deadlock.
+func (l *loop) unlockDead() {
+	for {
+		for {
+			l.mu.Lock()
+			batch := l.inbox
+			l.inbox = nil
+			l.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for i := range batch {
+				l.runTask(&batch[i])
+			}
+		}
+		l.deadMu.Unlock()
+		// A post that found deadMu taken while this goroutine was letting go left its task.
+		l.mu.Lock()
+		more := len(l.inbox) > 0
+		l.mu.Unlock()
+		if !more || !l.deadMu.TryLock() {
+			return
+		}
 	}
-	l.deadMu.Unlock()
 }
 
 func (l *loop) isDead() bool {
@@ -210,6 +237,10 @@ func (l *loop) runTask(tk *task) {
 	case opTick:
 		l.tickOut.Store(false)
 		l.wheel.Advance(time.Now())
+		l.runTimers()
+		if l.wheel.Len() == 0 {
+			l.timers.Store(false) // nothing armed: the clock stops posting ticks
+		}
 	case opWatch:
 		l.watchOut.Store(false)
 		l.checkWatch()
@@ -222,6 +253,24 @@ func (l *loop) runTask(tk *task) {
 			l.setInterest(w)
 		}
 	}
+}
+
+// runTimers runs the Conn.Schedule timers that came due, in deadline order, each under its own
+// guard: a panic is logged and closes nothing (a timer belongs to the loop, not to a
+// connection). Loop task.
+func (l *loop) runTimers() {
+	for {
+		fn, ok := l.wheel.PopDue()
+		if !ok {
+			return
+		}
+		l.callTimer(fn)
+	}
+}
+
+func (l *loop) callTimer(fn func()) {
+	defer l.rescue(nil, "a timer function", l.mark())
+	fn()
 }
 
 // closeNow closes w's gnet connection, at once or when the current dispatch ends.

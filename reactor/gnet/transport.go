@@ -399,7 +399,7 @@ func (t *Transport) Close() error {
 		<-d.exited
 		w.l.deadMu.Lock()
 		w.finalize(w.reasonOr(errTransportClosed))
-		w.l.deadMu.Unlock()
+		w.l.unlockDead() // runs what OnClose posted to the dead loop meanwhile
 	}
 	close(t.clockStop)
 	<-t.clockDone

@@ -433,6 +433,7 @@ func (c *conn) setTimeout(d time.Duration, idle bool) {
 		c.to.Init(e.wheel, c.expire)
 		c.toInit = true
 	}
+	e.armed.Store(true) // the ticker clears it once the wheel is empty
 	if idle {
 		c.to.SetIdle(d)
 		c.idleOn = d > 0
@@ -442,6 +443,14 @@ func (c *conn) setTimeout(d time.Duration, idle bool) {
 	}
 	c.timed.Store(c.idleOn || c.readOn)
 }
+
+// Schedule implements reactor.Conn on the executor's wheel: fn runs as an executor task once
+// the wheel's ticker found it due. The timer belongs to the executor, so it fires even after c
+// closed, and any connection of the executor may move or stop it.
+func (c *conn) Schedule(t *reactor.Timer, d time.Duration, fn func()) { c.e.schedule(t, d, fn) }
+
+// Unschedule implements reactor.Conn.
+func (c *conn) Unschedule(t *reactor.Timer) bool { return c.e.unschedule(t) }
 
 // expire runs inside the wheel's Advance (tmu held): close from elsewhere.
 func (c *conn) expire(err error) {

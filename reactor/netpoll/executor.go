@@ -4,6 +4,7 @@ package netpoll
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strait-proxy/strait/reactor"
@@ -36,6 +37,13 @@ type executor struct {
 
 	tmu   sync.Mutex
 	wheel *reactor.Wheel
+	// armed mirrors wheel.Len() > 0 (written under tmu) so that the ticker skips an executor
+	// with nothing armed without taking tmu. dueOut: a runTimers task is queued. stopped (under
+	// mu): Transport.Close is over, timers no longer run.
+	armed      atomic.Bool
+	dueOut     atomic.Bool
+	stopped    bool
+	runTimerFn func()
 
 	wp       *writePoller
 	quit     chan struct{}
@@ -52,6 +60,7 @@ func newExecutor(t *transport, id int) (*executor, error) {
 		tickDone: make(chan struct{}),
 	}
 	e.drainFn = e.drain
+	e.runTimerFn = e.runTimers
 	wp, err := newWritePoller(t)
 	if err != nil {
 		return nil, err
@@ -122,7 +131,9 @@ func (e *executor) call(c *conn, fn func()) {
 	fn()
 }
 
-// tick advances the wheel; expired timeouts close their connection through the runner.
+// tick advances the wheel while it holds timers. Expired timeouts close their connection
+// through the runner, from here; Conn.Schedule timers that came due wait in the wheel (still
+// armed, so Unschedule still stops them) until a runTimers task takes them on the executor.
 func (e *executor) tick() {
 	defer close(e.tickDone)
 	tk := time.NewTicker(e.t.o.TimerTick)
@@ -132,18 +143,62 @@ func (e *executor) tick() {
 		case <-e.quit:
 			return
 		case now := <-tk.C:
+			if !e.armed.Load() {
+				continue // nothing armed: no lock, no work
+			}
 			e.tmu.Lock()
 			e.wheel.Advance(now)
+			due := e.wheel.Due()
+			e.armed.Store(e.wheel.Len() > 0)
 			e.tmu.Unlock()
+			if due && e.dueOut.CompareAndSwap(false, true) {
+				e.submit(nil, e.runTimerFn)
+			}
 		}
 	}
 }
 
-// stop ends the ticker and the write poller (Transport.Close, after the connections).
+// schedule arms t on the wheel (Conn.Schedule). Executor.
+func (e *executor) schedule(t *reactor.Timer, d time.Duration, fn func()) {
+	e.tmu.Lock()
+	e.wheel.After(t, d, fn)
+	e.armed.Store(true)
+	e.tmu.Unlock()
+}
+
+// unschedule disarms t (Conn.Unschedule). Executor.
+func (e *executor) unschedule(t *reactor.Timer) bool {
+	e.tmu.Lock()
+	ok := e.wheel.Stop(t)
+	e.tmu.Unlock()
+	return ok
+}
+
+// runTimers runs the Conn.Schedule timers that came due, in deadline order, on the executor
+// (a queued task: mu is held). tmu is held only to take each one, so a timer function may arm
+// and stop timers; a panic in one is logged and closes nothing.
+func (e *executor) runTimers() {
+	e.dueOut.Store(false)
+	for !e.stopped {
+		e.tmu.Lock()
+		fn, ok := e.wheel.PopDue()
+		e.tmu.Unlock()
+		if !ok {
+			return
+		}
+		e.call(nil, fn)
+	}
+}
+
+// stop ends the ticker and the write poller (Transport.Close, after the connections). Timer
+// functions queued but not yet run are dropped.
 func (e *executor) stop() {
 	e.stopOnce.Do(func() {
 		close(e.quit)
 		<-e.tickDone
+		e.mu.Lock()
+		e.stopped = true
+		e.mu.Unlock()
 		e.wp.stop()
 	})
 }

@@ -34,6 +34,8 @@
 //   - Once the peer's FIN was seen (OnPeerClose returned true) and the handler calls
 //     CloseWrite, the connection closes by itself with nil or ErrPeerClosed.
 //   - MaxConns refuses without calling OnOpen.
+//   - A timer function (Conn.Schedule) runs on the executor like a callback: the monitor
+//     checks it never overlaps one there.
 //   - A panic in a handler callback or an Exec function closes only its connection, with a
 //     non-nil OnClose reason whose text contains the panic value; the process survives and the
 //     executor keeps serving its other connections.
@@ -73,6 +75,7 @@ func Run(t *testing.T, newTransport func(t *testing.T, o reactor.Options) reacto
 		{"Executors", s.testExecutors},               // 14: fixed executor set, ExecutorID
 		{"HandlerPanic", s.testHandlerPanic},         // 15: a panicking handler ends only its conn
 		{"ResumeRedelivers", s.testResumeRedelivers}, // 16: pause + immediate resume re-delivers held bytes
+		{"Timers", s.testTimers},                     // 17: Conn.Schedule / Unschedule on the executor's wheel
 	} {
 		t.Run(tc.name, tc.fn)
 	}
