@@ -60,7 +60,11 @@ func (c *fakeConn) CloseWrite() error            { c.writeShut = true; return ni
 func (c *fakeConn) SetIdleTimeout(time.Duration) {}
 func (c *fakeConn) SetReadTimeout(time.Duration) {}
 func (c *fakeConn) Context() any                 { return nil }
-func (c *fakeConn) SetContext(any)               {}
+
+// The codecs arm no timers; these two satisfy the contract's executor timers.
+func (c *fakeConn) Schedule(*reactor.Timer, time.Duration, func()) {}
+func (c *fakeConn) Unschedule(*reactor.Timer) bool                 { return false }
+func (c *fakeConn) SetContext(any)                                 {}
 
 func (c *fakeConn) Send(b *reactor.Buffer) error {
 	defer b.Release()
