@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -137,48 +138,133 @@ func (l *Listener) WaitIdle(deadline time.Time) bool {
 // Connection is one downstream connection with its filter instances. Filters receive it in
 // every callback; its methods, like the reactor.Conn's executor methods, are called only from
 // the connection's executor.
+//
+// It is kept small because every idle connection holds one: the first read filter (in the
+// common chain of one terminal filter, the only filter) is stored inline, further filters in
+// a side struct allocated only for longer chains, and the optional capabilities of filters
+// (WritableObserver, HalfCloser, CloseObserver) are found by type assertion when the event
+// happens instead of being collected into slices per connection.
 type Connection struct {
-	conn      reactor.Conn
-	listener  *Listener
-	reads     []ReadFilter
-	writes    []WriteFilter
-	writables []WritableObserver
-	closers   []CloseObserver
-	half      HalfCloser
-	next      int  // first read filter whose OnNewConnection has not run
-	started   bool // every OnNewConnection ran with Continue
-	closed    bool
+	conn     reactor.Conn
+	listener *Listener
+	read0    ReadFilter   // the first read filter
+	more     *moreFilters // nil while the chain is one read filter
+	next     int32        // first read filter whose OnNewConnection has not run
+	started  bool         // every OnNewConnection ran with Continue
+	closed   bool
+	start    int64 // UnixNano of the accept
 
 	// BytesReceived and BytesSent count downstream bytes read and written.
 	BytesReceived uint64
 	BytesSent     uint64
-	// Start is when the connection was accepted.
-	Start time.Time
+}
+
+// moreFilters are the filters of a chain beyond its first read filter.
+type moreFilters struct {
+	reads  []ReadFilter // read filters after the first
+	writes []WriteFilter
 }
 
 // AddReadFilter implements FilterManager.
 func (c *Connection) AddReadFilter(f ReadFilter) {
-	c.reads = append(c.reads, f)
-	c.observe(f)
+	if c.read0 == nil {
+		c.read0 = f
+		return
+	}
+	m := c.extra()
+	m.reads = append(m.reads, f)
 }
 
 // AddWriteFilter implements FilterManager.
 func (c *Connection) AddWriteFilter(f WriteFilter) {
-	c.writes = append(c.writes, f)
-	c.observe(f)
+	m := c.extra()
+	m.writes = append(m.writes, f)
 }
 
-func (c *Connection) observe(f any) {
-	if w, ok := f.(WritableObserver); ok {
-		c.writables = append(c.writables, w)
+func (c *Connection) extra() *moreFilters {
+	if c.more == nil {
+		c.more = &moreFilters{}
 	}
-	if cl, ok := f.(CloseObserver); ok {
-		c.closers = append(c.closers, cl)
+	return c.more
+}
+
+// numReads is the number of read filters.
+func (c *Connection) numReads() int {
+	n := 0
+	if c.read0 != nil {
+		n = 1
 	}
-	if h, ok := f.(HalfCloser); ok {
-		c.half = h // the last one added (the terminal filter) wins
+	if c.more != nil {
+		n += len(c.more.reads)
+	}
+	return n
+}
+
+// readAt is read filter i (0 is the first).
+func (c *Connection) readAt(i int) ReadFilter {
+	if i == 0 {
+		return c.read0
+	}
+	return c.more.reads[i-1]
+}
+
+// each calls fn once for every filter: the read filters, then the write filters that are
+// not also read filters, in the order they were added.
+func (c *Connection) each(fn func(f any)) {
+	if c.read0 != nil {
+		fn(c.read0)
+	}
+	m := c.more
+	if m == nil {
+		return
+	}
+	for _, f := range m.reads {
+		fn(f)
+	}
+	for _, w := range m.writes {
+		if !c.isReadFilter(w) {
+			fn(w)
+		}
 	}
 }
+
+// isReadFilter reports whether w was also added as a read filter.
+func (c *Connection) isReadFilter(w WriteFilter) bool {
+	for i := c.numReads() - 1; i >= 0; i-- {
+		if sameFilter(c.readAt(i), w) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameFilter compares two filter values without panicking on types that are not comparable
+// (which then are never the same filter).
+func sameFilter(a, b any) bool {
+	t := reflect.TypeOf(a)
+	return t == reflect.TypeOf(b) && t.Comparable() && a == b
+}
+
+// halfCloser is the filter that decides about half-closes: the last read filter that
+// implements HalfCloser (the terminal filter), else the last such write filter.
+func (c *Connection) halfCloser() HalfCloser {
+	for i := c.numReads() - 1; i >= 0; i-- {
+		if h, ok := c.readAt(i).(HalfCloser); ok {
+			return h
+		}
+	}
+	if m := c.more; m != nil {
+		for i := len(m.writes) - 1; i >= 0; i-- {
+			if h, ok := m.writes[i].(HalfCloser); ok {
+				return h
+			}
+		}
+	}
+	return nil
+}
+
+// Start is when the connection was accepted.
+func (c *Connection) Start() time.Time { return time.Unix(0, c.start) }
 
 // Conn is the transport connection.
 func (c *Connection) Conn() reactor.Conn { return c.conn }
@@ -195,9 +281,11 @@ func (c *Connection) ListenerName() string { return c.listener.cfg.Name }
 // Write sends p to the downstream peer through the write filters. p may be reused as soon as
 // Write returns.
 func (c *Connection) Write(p []byte) error {
-	for i := len(c.writes) - 1; i >= 0; i-- {
-		if c.writes[i].OnWrite(c, p) == StopIteration {
-			return nil
+	if m := c.more; m != nil {
+		for i := len(m.writes) - 1; i >= 0; i-- {
+			if m.writes[i].OnWrite(c, p) == StopIteration {
+				return nil
+			}
 		}
 	}
 	c.BytesSent += uint64(len(p))
@@ -221,8 +309,8 @@ func (c *Connection) ContinueReading() {
 func (c *Connection) Close(reason error) { c.conn.Close(reason) }
 
 func (c *Connection) runNew() {
-	for c.next < len(c.reads) {
-		f := c.reads[c.next]
+	for n := c.numReads(); int(c.next) < n; {
+		f := c.readAt(int(c.next))
 		c.next++
 		if f.OnNewConnection(c) == StopIteration {
 			// Nothing is read until the filter calls ContinueReading.
@@ -241,12 +329,12 @@ func (h listenerHandler) OnOpen(rc reactor.Conn) {
 	l := h.l
 	l.active.Add(1)
 	l.total.Add(1)
-	c := &Connection{conn: rc, listener: l, Start: time.Now()}
+	c := &Connection{conn: rc, listener: l, start: time.Now().UnixNano()}
 	rc.SetContext(c)
 	for _, f := range l.factories {
 		f(c)
 	}
-	if len(c.reads) == 0 {
+	if c.read0 == nil {
 		rc.Close(fmt.Errorf("%w: listener %q: no read filter", ErrConfig, l.cfg.Name))
 		return
 	}
@@ -260,19 +348,29 @@ func (h listenerHandler) OnData(rc reactor.Conn, in reactor.View) {
 		return
 	}
 	before := in.Len()
-	for _, f := range c.reads {
-		if f.OnData(c, in, false) == StopIteration {
-			break
+	c.onData(in, false)
+	c.BytesReceived += uint64(before - in.Len())
+}
+
+// onData offers in to the read filters in order until one stops.
+func (c *Connection) onData(in reactor.View, end bool) {
+	if c.read0.OnData(c, in, end) == StopIteration || c.more == nil {
+		return
+	}
+	for _, f := range c.more.reads {
+		if f.OnData(c, in, end) == StopIteration {
+			return
 		}
 	}
-	c.BytesReceived += uint64(before - in.Len())
 }
 
 func (h listenerHandler) OnWritable(rc reactor.Conn) {
 	if c, ok := rc.Context().(*Connection); ok {
-		for _, w := range c.writables {
-			w.OnDownstreamWritable(c)
-		}
+		c.each(func(f any) {
+			if w, ok := f.(WritableObserver); ok {
+				w.OnDownstreamWritable(c)
+			}
+		})
 	}
 }
 
@@ -281,12 +379,9 @@ func (h listenerHandler) OnPeerClose(rc reactor.Conn) bool {
 	if !ok || !c.started {
 		return false
 	}
-	for _, f := range c.reads {
-		if f.OnData(c, emptyView{}, true) == StopIteration {
-			break
-		}
-	}
-	return c.half != nil && c.half.KeepWriteOpen(c)
+	c.onData(emptyView{}, true)
+	hc := c.halfCloser()
+	return hc != nil && hc.KeepWriteOpen(c)
 }
 
 func (h listenerHandler) OnClose(rc reactor.Conn, err error) {
@@ -296,9 +391,11 @@ func (h listenerHandler) OnClose(rc reactor.Conn, err error) {
 		return
 	}
 	c.closed = true
-	for _, cl := range c.closers {
-		cl.OnClose(c, err)
-	}
+	c.each(func(f any) {
+		if cl, ok := f.(CloseObserver); ok {
+			cl.OnClose(c, err)
+		}
+	})
 	if err != nil && !isRoutineClose(err) {
 		c.listener.log.Debug("connection closed", "conn", rc.ID(), "remote", rc.RemoteAddr(), "err", err)
 	}

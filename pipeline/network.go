@@ -48,13 +48,15 @@ type WriteFilter interface {
 	OnWrite(c *Connection, p []byte) Status
 }
 
-// Optional capabilities of a filter, found by type assertion when the filter is added.
+// Optional capabilities of a filter, found by type assertion when the event happens (on
+// every filter of the connection, read filters first, in the order they were added).
 type (
 	// WritableObserver is told when the downstream connection drained below its low watermark
 	// after being congested.
 	WritableObserver interface{ OnDownstreamWritable(c *Connection) }
 	// HalfCloser decides whether the downstream write side stays open after the peer's FIN.
-	// The terminal filter's answer wins; without one the connection closes.
+	// The terminal filter's answer wins (the last read filter implementing it, else the
+	// last such write filter); without one the connection closes.
 	HalfCloser interface{ KeepWriteOpen(c *Connection) bool }
 	// CloseObserver is told when the downstream connection closed.
 	CloseObserver interface {

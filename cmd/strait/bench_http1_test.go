@@ -67,7 +67,7 @@ var (
 
 // benchClient opens a keep-alive connection, makes one exchange to learn the (fixed) size of
 // Strait's response, and returns the connection and that size.
-func benchClient(b *testing.B, addr string) (net.Conn, int) {
+func benchClient(b testing.TB, addr string) (net.Conn, int) {
 	b.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -103,7 +103,7 @@ type fixedUpstream struct {
 	conns map[net.Conn]struct{}
 }
 
-func newFixedUpstream(b *testing.B) *fixedUpstream {
+func newFixedUpstream(b testing.TB) *fixedUpstream {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -16,6 +16,12 @@
 // request run as a task on the bounded request pool when Config.Dispatch is DispatchPool (a
 // saturated pool pauses reading and sheds the request with 503 or the protocol's busy reply);
 // with DispatchInline they run on the executor, which is faster when no filter blocks.
+//
+// Per executor the manager also keeps the deadlines of its connections and streams (an idle
+// list and a min-heap served by one executor timer) and finished streams for reuse, so an
+// idle connection holds no timer and a proxied request allocates nothing in steady state;
+// see README.md, "Memory". Filters may keep a *Stream and call it later: streams are reused
+// only by managers with no stream filter configured.
 package stream
 
 import (

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/strait-proxy/strait/pipeline"
 	"github.com/strait-proxy/strait/pipeline/router"
@@ -19,7 +20,7 @@ type stats struct {
 	cxTotal, rqTotal, rq1xx, rq2xx, rq3xx, rq4xx, rq5xx    *atomic.Uint64
 	noRoute, noCluster, noHealthy, overflow, timeout, shed *atomic.Uint64
 	retry, upConnectFail, upReset, upCxTotal, protocolErr  *atomic.Uint64
-	idleTimeout                                            *atomic.Uint64
+	idleTimeout, cxIdleTimeout                             *atomic.Uint64
 	cxActive, rqActive                                     *atomic.Int64
 }
 
@@ -36,9 +37,9 @@ func newStats(s *pipeline.Stats, prefix string) *stats {
 		shed: c("downstream_rq_shed_total"), retry: c("upstream_rq_retry_total"),
 		upConnectFail: c("upstream_cx_connect_fail_total"), upReset: c("upstream_rq_reset_total"),
 		upCxTotal: c("upstream_cx_total"), protocolErr: c("downstream_protocol_error_total"),
-		idleTimeout: c("stream_idle_timeout_total"),
-		cxActive:    s.Gauge("strait_stream_downstream_cx_active" + l),
-		rqActive:    s.Gauge("strait_stream_downstream_rq_active" + l),
+		idleTimeout: c("stream_idle_timeout_total"), cxIdleTimeout: c("downstream_cx_idle_timeout_total"),
+		cxActive: s.Gauge("strait_stream_downstream_cx_active" + l),
+		rqActive: s.Gauge("strait_stream_downstream_rq_active" + l),
 	}
 }
 
@@ -67,14 +68,9 @@ type factory struct {
 	upCodec *protocol.Codec
 	filters []FilterFactory
 	stats   *stats
-	pooled  bool     // decode filters and routing run on the request pool
-	execs   sync.Map // executor id -> *execState
-}
-
-// execState is what one executor owns: its upstream connection pools. Only code running on
-// that executor touches it.
-type execState struct {
-	pools map[poolKey]*connPool
+	pooled  bool      // decode filters and routing run on the request pool
+	execs   sync.Map  // executor id -> *execState
+	t0      time.Time // origin of clock
 }
 
 type poolKey struct {
@@ -90,7 +86,8 @@ func (c *Config) NewFactory(deps *pipeline.Deps) (pipeline.NetworkFilterFactory,
 	if deps == nil || deps.Clusters == nil || deps.Transport == nil || deps.Codecs == nil {
 		return nil, fmt.Errorf("%w: the stream manager needs clusters, a transport and codecs", ErrInvalidConfig)
 	}
-	f := &factory{cfg: c.WithDefaults(), deps: deps, log: deps.Logger}
+	// t0 lies in the past so that clock is never 0, which marks unset deadlines.
+	f := &factory{cfg: c.WithDefaults(), deps: deps, log: deps.Logger, t0: time.Now().Add(-time.Second)}
 	if f.log == nil {
 		f.log = slog.Default()
 	}
@@ -144,7 +141,12 @@ func (c *Config) NewFactory(deps *pipeline.Deps) (pipeline.NetworkFilterFactory,
 		f.pooled = false
 	}
 	return func(fm pipeline.FilterManager) {
-		fm.AddReadFilter(&downstream{f: f})
+		// The connection's executor is known here already; OnNewConnection checks.
+		id := 0
+		if c, ok := fm.(*pipeline.Connection); ok {
+			id = c.Conn().ExecutorID()
+		}
+		fm.AddReadFilter(&downstream{ex: f.exec(id)})
 	}, nil
 }
 
@@ -152,7 +154,7 @@ func (f *factory) exec(id int) *execState {
 	if v, ok := f.execs.Load(id); ok {
 		return v.(*execState)
 	}
-	v, _ := f.execs.LoadOrStore(id, &execState{pools: map[poolKey]*connPool{}})
+	v, _ := f.execs.LoadOrStore(id, newExecState(f, id))
 	return v.(*execState)
 }
 
@@ -166,21 +168,109 @@ func (f *factory) upstreamCodec(down protocol.Codec) protocol.Codec {
 
 // downstream is one downstream connection: the terminal read filter and, through
 // requestSink, the server codec's sink.
+//
+// Every idle keep-alive connection holds one, so it is small: no stream table while idle
+// (one inline slot covers ping-pong protocols; a map is made only while a multiplexed
+// connection carries two streams or more), no timer (its idle timeout is a place in the
+// executor's idle list, see execState), and what few connections need in a side struct.
 type downstream struct {
-	f         *factory
-	c         *pipeline.Connection
-	rc        reactor.Conn
-	ex        *execState
-	codec     protocol.ServerCodec
-	proto     protocol.Codec
-	streams   map[protocol.StreamID]*Stream
-	requests  int
-	vec       [1][]byte // scratch vector for zero-copy EncodeData
-	closed    bool
-	heldRead  int // streams that paused reading because their buffered body hit the limit
-	upPaused  []*upConn
-	peerEnded bool
-	decoding  bool // inside codec.Decode: held heads are flushed when it returns
+	ex                 *execState // the executor's state (and ex.f the factory)
+	c                  *pipeline.Connection
+	codec              protocol.ServerCodec
+	one                *Stream     // the stream, while there is at most one
+	more               *downMore   // nil unless needed
+	idlePrev, idleNext *downstream // the executor's idle list
+	idleAt             int64       // when it became idle (factory clock)
+	proto              uint8       // the codec detected: ex.f.codecs[proto]
+	idle               bool        // in the executor's idle list
+	closed             bool
+	peerEnded          bool
+	decoding           bool // inside codec.Decode: held heads are flushed when it returns
+}
+
+// downMore is the part of a downstream few connections need.
+type downMore struct {
+	many     map[protocol.StreamID]*Stream // while more than one stream is active
+	upPaused []*upConn                     // upstreams paused until this connection drains
+	requests int                           // counted with MaxRequestsPerConnection only
+	heldRead int                           // streams that paused reading: their buffered body hit the limit
+}
+
+// rc is the transport connection.
+func (d *downstream) rc() reactor.Conn { return d.c.Conn() }
+
+// codecDef is the connection's protocol, once detected.
+func (d *downstream) codecDef() *protocol.Codec { return &d.ex.f.codecs[d.proto] }
+
+func (d *downstream) extra() *downMore {
+	if d.more == nil {
+		d.more = &downMore{}
+	}
+	return d.more
+}
+
+// stream returns the active stream id, or nil.
+func (d *downstream) stream(id protocol.StreamID) *Stream {
+	if m := d.more; m != nil && m.many != nil {
+		return m.many[id]
+	}
+	if s := d.one; s != nil && s.id == id {
+		return s
+	}
+	return nil
+}
+
+// numStreams is the number of active streams.
+func (d *downstream) numStreams() int {
+	if m := d.more; m != nil && m.many != nil {
+		return len(m.many)
+	}
+	if d.one != nil {
+		return 1
+	}
+	return 0
+}
+
+func (d *downstream) addStream(s *Stream) {
+	if m := d.more; m != nil && m.many != nil {
+		m.many[s.id] = s
+		return
+	}
+	if d.one == nil {
+		d.one = s
+		return
+	}
+	m := d.extra()
+	m.many = make(map[protocol.StreamID]*Stream, 4)
+	m.many[d.one.id] = d.one
+	m.many[s.id] = s
+	d.one = nil
+}
+
+func (d *downstream) removeStream(id protocol.StreamID) {
+	if m := d.more; m != nil && m.many != nil {
+		delete(m.many, id)
+		if len(m.many) == 0 {
+			m.many = nil // an idle connection keeps no table
+		}
+		return
+	}
+	if s := d.one; s != nil && s.id == id {
+		d.one = nil
+	}
+}
+
+// eachStream calls fn for every active stream; fn may end streams.
+func (d *downstream) eachStream(fn func(s *Stream)) {
+	if s := d.one; s != nil {
+		fn(s)
+		return
+	}
+	if m := d.more; m != nil {
+		for _, s := range m.many {
+			fn(s)
+		}
+	}
 }
 
 var (
@@ -193,13 +283,13 @@ var (
 )
 
 func (d *downstream) OnNewConnection(c *pipeline.Connection) pipeline.Status {
-	d.c, d.rc = c, c.Conn()
-	d.ex = d.f.exec(d.rc.ExecutorID())
-	d.f.stats.cxTotal.Add(1)
-	d.f.stats.cxActive.Add(1)
-	if t := d.f.cfg.IdleTimeout; t > 0 {
-		d.rc.SetIdleTimeout(t)
+	d.c = c
+	if id := c.Conn().ExecutorID(); id != d.ex.id {
+		d.ex = d.ex.f.exec(id)
 	}
+	d.ex.f.stats.cxTotal.Add(1)
+	d.ex.f.stats.cxActive.Add(1)
+	d.ex.idleStart(d)
 	return pipeline.Continue
 }
 
@@ -218,17 +308,13 @@ func (d *downstream) OnData(_ *pipeline.Connection, in reactor.View, end bool) p
 		err := d.codec.Decode(in)
 		d.decoding = false
 		if err != nil {
-			d.f.stats.protocolErr.Add(1)
-			d.c.Logger().Debug("downstream protocol error", "conn", d.rc.ID(), "remote", d.rc.RemoteAddr(), "err", err)
-			d.rc.Close(err)
+			d.ex.f.stats.protocolErr.Add(1)
+			d.c.Logger().Debug("downstream protocol error", "conn", d.rc().ID(), "remote", d.rc().RemoteAddr(), "err", err)
+			d.rc().Close(err)
 			return pipeline.StopIteration
 		}
 		// Request heads the upstream codecs held back to coalesce with body bytes leave now.
-		for _, s := range d.streams {
-			if s.up != nil {
-				flush(s.up.codec)
-			}
-		}
+		d.eachStream(flushUpstream)
 	}
 	if end {
 		d.peerEnded = true
@@ -237,26 +323,32 @@ func (d *downstream) OnData(_ *pipeline.Connection, in reactor.View, end bool) p
 		if e, ok := d.codec.(protocol.EOFHandler); ok {
 			e.OnEOF()
 		}
-		if len(d.streams) == 0 && !d.closed {
-			d.rc.Close(nil)
+		if d.numStreams() == 0 && !d.closed {
+			d.rc().Close(nil)
 		}
 	}
 	return pipeline.StopIteration
+}
+
+func flushUpstream(s *Stream) {
+	if s.up != nil {
+		flush(s.up.codec)
+	}
 }
 
 // maxDetectBytes bounds how much is read before a protocol must be recognized.
 const maxDetectBytes = 64
 
 func (d *downstream) detect(in reactor.View) bool {
-	if len(d.f.codecs) == 1 {
-		d.setCodec(d.f.codecs[0])
+	if len(d.ex.f.codecs) == 1 {
+		d.setCodec(0)
 		return true
 	}
-	codec, m, err := protocol.Detect(in.Peek(min(in.Len(), maxDetectBytes)), d.f.codecs)
+	codec, m, err := protocol.Detect(in.Peek(min(in.Len(), maxDetectBytes)), d.ex.f.codecs)
 	if err != nil {
 		// Envoy's AUTO: what is not the HTTP/2 preface is HTTP/1.1, whose codec answers
 		// malformed input with a 400 instead of a silent close.
-		for _, c := range d.f.codecs {
+		for _, c := range d.ex.f.codecs {
 			if c.Name == "http1" {
 				codec, m, err = c, protocol.Yes, nil
 				break
@@ -265,22 +357,28 @@ func (d *downstream) detect(in reactor.View) bool {
 	}
 	switch {
 	case err != nil:
-		d.f.stats.protocolErr.Add(1)
-		d.rc.Close(err)
+		d.ex.f.stats.protocolErr.Add(1)
+		d.rc().Close(err)
 		return false
 	case m == protocol.NeedMore && in.Len() < maxDetectBytes:
 		return false
 	case m != protocol.Yes:
-		d.rc.Close(protocol.ErrUnknownProtocol)
+		d.rc().Close(protocol.ErrUnknownProtocol)
 		return false
 	}
-	d.setCodec(codec)
-	return true
+	for i := range d.ex.f.codecs {
+		if d.ex.f.codecs[i].Name == codec.Name {
+			d.setCodec(i)
+			return true
+		}
+	}
+	d.rc().Close(protocol.ErrUnknownProtocol) // Detect returns one of the codecs it was given
+	return false
 }
 
-func (d *downstream) setCodec(c protocol.Codec) {
-	d.proto = c
-	d.codec = c.NewServer(d.rc, (*requestSink)(d))
+func (d *downstream) setCodec(i int) {
+	d.proto = uint8(i)
+	d.codec = d.ex.f.codecs[i].NewServer(d.rc(), (*requestSink)(d))
 	// The manager flushes held heads itself (after each upstream read, see upConn.OnData):
 	// saying so at once spares the codec its per-head Exec fallback, which it would otherwise
 	// keep using because a response that completes within one upstream read leaves no
@@ -289,46 +387,56 @@ func (d *downstream) setCodec(c protocol.Codec) {
 }
 
 // KeepWriteOpen answers streams still in flight after the client's FIN.
-func (d *downstream) KeepWriteOpen(*pipeline.Connection) bool { return len(d.streams) > 0 }
+func (d *downstream) KeepWriteOpen(*pipeline.Connection) bool { return d.numStreams() > 0 }
 
 func (d *downstream) OnDownstreamWritable(*pipeline.Connection) {
-	for _, uc := range d.upPaused {
-		uc.pausedByDown = false
-		if !uc.closed {
-			uc.rc.PauseRead(false)
+	if m := d.more; m != nil {
+		for _, uc := range m.upPaused {
+			uc.pausedByDown = false
+			if !uc.closed {
+				uc.rc.PauseRead(false)
+			}
 		}
+		clear(m.upPaused)
+		m.upPaused = m.upPaused[:0]
 	}
-	clear(d.upPaused)
-	d.upPaused = d.upPaused[:0]
-	for _, s := range d.streams {
-		if s.respOwed > 0 {
-			s.releaseResponse()
-		}
+	d.eachStream(releaseOwedResponse)
+}
+
+func releaseOwedResponse(s *Stream) {
+	if s.respOwed > 0 {
+		s.releaseResponse()
 	}
 }
 
 // pauseUpstream stops reading uc until the downstream connection drains.
 func (d *downstream) pauseUpstream(uc *upConn) {
 	uc.rc.PauseRead(true)
-	d.upPaused = append(d.upPaused, uc)
+	m := d.extra()
+	m.upPaused = append(m.upPaused, uc)
 }
 
 func (d *downstream) OnClose(_ *pipeline.Connection, err error) {
 	d.closed = true
-	d.f.stats.cxActive.Add(-1)
-	for _, s := range d.streams {
-		s.downstreamGone(err)
+	d.ex.idleStop(d)
+	if d.c != nil { // OnNewConnection ran (an earlier filter may have stopped the chain)
+		d.ex.f.stats.cxActive.Add(-1)
 	}
+	d.eachStream(func(s *Stream) { s.downstreamGone(err) })
 }
 
 // streamDone removes a finished stream and applies per-connection limits.
 func (d *downstream) streamDone(s *Stream) {
-	delete(d.streams, s.id)
+	d.removeStream(s.id)
 	if d.closed {
 		return
 	}
-	if len(d.streams) == 0 && d.peerEnded {
-		d.rc.Close(nil)
+	if d.numStreams() == 0 {
+		if d.peerEnded {
+			d.rc().Close(nil)
+			return
+		}
+		d.ex.idleStart(d)
 	}
 }
 
@@ -341,26 +449,27 @@ func (r *requestSink) OnHeaders(id protocol.StreamID, h protocol.Headers, end bo
 		h.Release()
 		return
 	}
-	if len(d.streams) >= d.f.cfg.MaxStreams {
+	if d.numStreams() >= d.ex.f.cfg.MaxStreams {
 		h.Release()
 		d.codec.Reset(id, fmt.Errorf("%w: too many concurrent streams", protocol.ErrRefusedStream))
 		return
 	}
-	d.requests++
-	if max := d.f.cfg.MaxRequestsPerConnection; max > 0 && d.requests >= max {
-		d.codec.Drain()
+	if max := d.ex.f.cfg.MaxRequestsPerConnection; max > 0 {
+		m := d.extra()
+		m.requests++
+		if m.requests >= max {
+			d.codec.Drain()
+		}
 	}
-	if d.streams == nil {
-		d.streams = make(map[protocol.StreamID]*Stream, 1)
-	}
+	d.ex.idleStop(d)
 	s := newStream(d, id, h, end)
-	d.streams[id] = s
+	d.addStream(s)
 	s.start()
 }
 
 func (r *requestSink) OnData(id protocol.StreamID, in reactor.View, n int, end bool) {
 	d := (*downstream)(r)
-	s := d.streams[id]
+	s := d.stream(id)
 	if s == nil {
 		in.Skip(n) // a stream we already answered or reset
 		if f, ok := d.codec.(protocol.StreamFlow); ok {
@@ -375,14 +484,14 @@ func (r *requestSink) OnData(id protocol.StreamID, in reactor.View, n int, end b
 // bytes it held for stream id.
 func (r *requestSink) OnStreamWritable(id protocol.StreamID) {
 	d := (*downstream)(r)
-	if s := d.streams[id]; s != nil {
+	if s := d.stream(id); s != nil {
 		s.downstreamWritable()
 	}
 }
 
 func (r *requestSink) OnTrailers(id protocol.StreamID, t protocol.Headers) {
 	d := (*downstream)(r)
-	if s := d.streams[id]; s != nil {
+	if s := d.stream(id); s != nil {
 		s.requestTrailers(t)
 		return
 	}
@@ -391,17 +500,18 @@ func (r *requestSink) OnTrailers(id protocol.StreamID, t protocol.Headers) {
 
 func (r *requestSink) OnReset(id protocol.StreamID, err error) {
 	d := (*downstream)(r)
-	if s := d.streams[id]; s != nil {
+	if s := d.stream(id); s != nil {
 		s.downstreamGone(err)
 	}
 }
 
-// view returns the first n bytes of in as a one-element vector in d's scratch space (nil for
-// n == 0: Peek(0) would mean "everything").
+// view returns the first n bytes of in as a one-element vector in the executor's scratch
+// space (nil for n == 0: Peek(0) would mean "everything"). The caller clears ex.vec[0] after
+// the call it passed the vector to.
 func (d *downstream) view(in reactor.View, n int) [][]byte {
 	if n == 0 {
 		return nil
 	}
-	d.vec[0] = in.Peek(n)
-	return d.vec[:]
+	d.ex.vec[0] = in.Peek(n)
+	return d.ex.vec[:]
 }

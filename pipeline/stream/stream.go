@@ -74,26 +74,38 @@ type localReply struct {
 
 // Stream is one request and its response. Its methods run on the downstream connection's
 // executor unless noted.
+//
+// What few streams need (filters, the body kept for retries) is in x, allocated on first
+// use. Its timers are entries in the executor's deadline heap (see execState), not objects
+// of their own. A finished stream that nothing outside the manager can still call is reused
+// for the executor's next request (see reusable).
 type Stream struct {
 	d      *downstream
 	id     protocol.StreamID
 	req    protocol.Headers
 	info   Info
-	gen    uint32
 	phase  phase
 	reqEnd bool // the downstream sent the whole request
 	// reqSent: the whole request went to the current upstream attempt.
 	reqSent bool
 
-	filters   []Filter
-	encoders  []EncoderFilter
-	observers []CompletionObserver
-	next      int
+	dispatched bool // a pool task owns the decode chain
+	offExec    bool // the decode chain runs off the executor (pool task)
+	retain     bool // the route retries: keep the body
+	retainOver bool // the body outgrew RetryBufferLimit: no retry
+	holding    bool // paused downstream reading for our pending body
+	retrying   bool // holds a circuit-breaker retry slot
+	holdsRq    bool // holds a circuit-breaker request slot
+	discarding bool // dropping a response we are going to retry
+	respStart  bool
+	upKnows    bool  // an upstream codec may still call the stream as its sink: no reuse
+	next       int32 // the next decode filter
+	attempt    int32
+	hidx       int32 // position in the executor's deadline heap + 1; 0 when not in it
 
-	dispatched bool        // a pool task owns the decode chain
-	offExec    bool        // the decode chain runs off the executor (pool task)
-	local      *localReply // a local reply requested off the executor
-	matched    *router.Entry
+	x          *streamMore
+	local      *localReply   // a local reply requested by a filter running in a pool task
+	matched    *router.Entry // the route a pool task matched
 	route      *router.Entry
 	weighted   *router.WeightedCluster
 	cluster    pipeline.Cluster
@@ -103,22 +115,14 @@ type Stream struct {
 	upID       protocol.StreamID
 	pending    []*reactor.Buffer // request body not yet sent upstream
 	pendingLen int
-	retained   []*reactor.Buffer // request body kept for a retry
-	retainLen  int
-	retain     bool // the route retries: keep the body
-	retainOver bool // the body outgrew RetryBufferLimit: no retry
 	trailers   protocol.Headers
-	holding    bool // paused downstream reading for our pending body
-	attempt    int
-	retrying   bool // holds a circuit-breaker retry slot
-	holdsRq    bool // holds a circuit-breaker request slot
-	discarding bool // dropping a response we are going to retry
-	respStart  bool
-	timer      *time.Timer // the route deadline and the stream idle timeout, whichever is first
-	deadline   time.Time   // route timeout; zero when none
-	lastActive time.Time   // last byte of this stream in either direction
-	tryTimer   *time.Timer
-	lb         pipeline.LBContext
+
+	// Deadlines, on the manager's clock (factory.clock); 0 when unset.
+	due        int64 // the earliest of check and tryAt: the heap key
+	check      int64 // when to check the route deadline and the stream idle timeout
+	tryAt      int64 // the per-try timeout
+	deadline   int64 // the route timeout
+	lastActive int64 // last byte of this stream in either direction
 
 	// reqOwed and respOwed are body bytes taken from a StreamFlow codec (the downstream's
 	// request, the upstream's response) and not yet returned to its peer's flow-control
@@ -127,11 +131,43 @@ type Stream struct {
 	reqOwed, respOwed int
 }
 
+// streamMore is the part of a stream few streams need.
+type streamMore struct {
+	filters   []Filter
+	encoders  []EncoderFilter
+	observers []CompletionObserver
+	retained  []*reactor.Buffer // request body kept for a retry
+	retainLen int
+}
+
+func (s *Stream) more() *streamMore {
+	if s.x == nil {
+		s.x = &streamMore{}
+	}
+	return s.x
+}
+
 func newStream(d *downstream, id protocol.StreamID, h protocol.Headers, end bool) *Stream {
-	s := &Stream{d: d, id: id, req: h, reqEnd: end}
+	var s *Stream
+	if sp := d.ex.spare; len(sp) > 0 {
+		s = sp[len(sp)-1]
+		sp[len(sp)-1] = nil
+		d.ex.spare = sp[:len(sp)-1]
+	} else {
+		s = new(Stream)
+	}
+	s.d, s.id, s.req, s.reqEnd = d, id, h, end
 	s.info.Start = time.Now()
-	s.info.Protocol = d.proto.Name
+	s.info.Protocol = d.codecDef().Name
 	return s
+}
+
+// numFilters is the number of decode filters.
+func (s *Stream) numFilters() int {
+	if s.x == nil {
+		return 0
+	}
+	return len(s.x.filters)
 }
 
 // ID is the stream's id on its downstream connection.
@@ -151,28 +187,30 @@ func (s *Stream) Connection() *pipeline.Connection { return s.d.c }
 
 // Exec runs fn on the stream's executor (safe from any goroutine); false if the connection
 // is gone.
-func (s *Stream) Exec(fn func()) bool { return s.d.rc.Exec(fn) }
+func (s *Stream) Exec(fn func()) bool { return s.d.rc().Exec(fn) }
 
 // AddFilter implements FilterManager.
 func (s *Stream) AddFilter(f Filter) {
-	s.filters = append(s.filters, f)
+	x := s.more()
+	x.filters = append(x.filters, f)
 	if o, ok := f.(CompletionObserver); ok {
-		s.observers = append(s.observers, o)
+		x.observers = append(x.observers, o)
 	}
 }
 
 // AddEncoderFilter implements FilterManager.
 func (s *Stream) AddEncoderFilter(f EncoderFilter) {
-	s.encoders = append(s.encoders, f)
+	x := s.more()
+	x.encoders = append(x.encoders, f)
 	if o, ok := f.(CompletionObserver); ok {
 		if _, dup := f.(Filter); !dup {
-			s.observers = append(s.observers, o)
+			x.observers = append(x.observers, o)
 		}
 	}
 }
 
 func (s *Stream) start() {
-	f := s.d.f
+	f := s.d.ex.f
 	f.stats.rqTotal.Add(1)
 	f.stats.rqActive.Add(1)
 	for _, ff := range f.filters {
@@ -185,8 +223,9 @@ func (s *Stream) start() {
 			f.stats.shed.Add(1)
 			// Stop taking requests until the pool has room: the client sees back-pressure,
 			// and this request gets the protocol's busy answer.
-			s.d.rc.PauseRead(true)
-			s.d.rc.Exec(func() { s.d.rc.PauseRead(false) })
+			rc := s.d.rc() // not s: it may be reused by then
+			rc.PauseRead(true)
+			rc.Exec(func() { rc.PauseRead(false) })
 			s.sendLocal(503, "request pool saturated\n", FlagShed)
 		}
 		return
@@ -201,20 +240,20 @@ func (s *Stream) start() {
 func (s *Stream) runDispatched() {
 	defer func() {
 		if r := recover(); r != nil {
-			s.d.f.log.Error("panic in stream filter", "conn", s.d.rc.ID(), "stream", s.id,
+			s.d.ex.f.log.Error("panic in stream filter", "conn", s.d.rc().ID(), "stream", s.id,
 				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			s.local = &localReply{500, "internal error\n", FlagFilter}
 		}
-		if !s.d.rc.Exec(s.afterDispatch) {
+		if !s.d.rc().Exec(s.afterDispatch) {
 			// The connection is gone and will not run afterDispatch: the task still owns
 			// the request head.
 			s.req.Release()
-			s.d.f.stats.rqActive.Add(-1)
+			s.d.ex.f.stats.rqActive.Add(-1)
 		}
 	}()
 	s.offExec = true
 	if s.runFilters() && s.local == nil {
-		s.matched = s.d.f.router.Route(s.req)
+		s.matched = s.d.ex.f.router.Route(s.req)
 	}
 	s.offExec = false
 }
@@ -231,15 +270,15 @@ func (s *Stream) afterDispatch() {
 		l := s.local
 		s.local = nil
 		s.sendLocal(l.status, l.body, l.flag)
-	case s.next == len(s.filters):
+	case int(s.next) == s.numFilters():
 		s.forward(s.matched)
 	}
 }
 
 // runFilters runs decode filters from the next one; true when all continued.
 func (s *Stream) runFilters() bool {
-	for s.next < len(s.filters) {
-		f := s.filters[s.next]
+	for int(s.next) < s.numFilters() {
+		f := s.x.filters[s.next]
 		s.next++
 		if f.DecodeHeaders(s, s.req, s.reqEnd) == StopIteration {
 			return false
@@ -257,7 +296,7 @@ func (s *Stream) ContinueDecoding() {
 		return
 	}
 	if s.runFilters() {
-		s.forward(s.d.f.router.Route(s.req))
+		s.forward(s.d.ex.f.router.Route(s.req))
 	}
 }
 
@@ -273,7 +312,7 @@ func (s *Stream) SendLocalReply(status int, body string) {
 
 // forward routes the request and sends it upstream.
 func (s *Stream) forward(e *router.Entry) {
-	f := s.d.f
+	f := s.d.ex.f
 	s.phase = phaseUpstream
 	if e == nil {
 		f.stats.noRoute.Add(1)
@@ -325,9 +364,9 @@ func (s *Stream) forward(e *router.Entry) {
 	s.holdsRq = true
 	s.retain = a.Retry != nil && a.Retry.NumRetries > 0
 	if a.Timeout > 0 {
-		s.deadline = s.info.Start.Add(a.Timeout)
+		s.deadline = int64(s.info.Start.Sub(f.t0) + a.Timeout)
 	}
-	s.lastActive = time.Now()
+	s.lastActive = f.clock()
 	s.armTimer()
 	s.connect()
 }
@@ -358,26 +397,16 @@ func addHeaders(h protocol.Headers, add []router.HeaderValue) {
 	}
 }
 
-// afterFunc runs fn on the executor after d, unless the stream finished or moved on to
-// another generation (attempt) by then.
-func (s *Stream) afterFunc(d time.Duration, fn func(*Stream)) *time.Timer {
-	gen := s.gen
-	return time.AfterFunc(d, func() {
-		s.d.rc.Exec(func() {
-			if s.gen == gen && s.phase != phaseDone {
-				fn(s)
-			}
-		})
-	})
-}
-
 // connect picks a host and attaches the stream to that host's pool.
 func (s *Stream) connect() {
-	f := s.d.f
-	// The context lives in the stream: a local would escape through the interface call.
-	s.lb = pipeline.LBContext{DownstreamAddr: s.d.rc.RemoteAddr(), Attempt: s.attempt, Previous: s.host}
-	s.hash(&s.lb)
-	host := s.cluster.ChooseHost(&s.lb)
+	f := s.d.ex.f
+	// The context is the executor's scratch (a local would escape through the interface
+	// call, costing an allocation per request): ChooseHost does not keep it.
+	lb := &s.d.ex.lb
+	*lb = pipeline.LBContext{DownstreamAddr: s.d.rc().RemoteAddr(), Attempt: int(s.attempt), Previous: s.host}
+	s.hash(lb)
+	host := s.cluster.ChooseHost(lb)
+	*lb = pipeline.LBContext{}
 	if host == nil {
 		f.stats.noHealthy.Add(1)
 		s.sendLocal(503, "no healthy upstream\n", FlagNoHealthy)
@@ -385,11 +414,12 @@ func (s *Stream) connect() {
 	}
 	s.host = host
 	s.info.Upstream = host.Address()
-	s.info.Attempts = s.attempt + 1
+	s.info.Attempts = int(s.attempt) + 1
 	if p := s.route.Action.Retry; p != nil && p.PerTryTimeout > 0 {
-		s.tryTimer = s.afterFunc(p.PerTryTimeout, (*Stream).onTryTimeout)
+		s.tryAt = f.clock() + int64(p.PerTryTimeout)
+		s.updateDue()
 	}
-	codec := f.upstreamCodec(s.d.proto)
+	codec := f.upstreamCodec(*s.d.codecDef())
 	if o, ok := s.cluster.(pipeline.ConnPoolSettings); ok {
 		if name := o.ConnPool().Protocol; name != "" {
 			if c, ok := f.deps.Codecs.Lookup(name); ok && c.NewClient != nil {
@@ -411,7 +441,7 @@ func (s *Stream) hash(lb *pipeline.LBContext) {
 			}
 			key = v
 		case hp.SourceIP:
-			if a := s.d.rc.RemoteAddr(); a != nil {
+			if a := s.d.rc().RemoteAddr(); a != nil {
 				key = a.String()
 				if i := lastColon(key); i > 0 {
 					key = key[:i]
@@ -479,9 +509,9 @@ func (s *Stream) bind(uc *upConn, id protocol.StreamID) {
 	}
 	if s.holding {
 		s.holding = false
-		s.d.heldRead--
-		if s.d.heldRead == 0 {
-			s.d.rc.PauseRead(false)
+		s.d.more.heldRead--
+		if s.d.more.heldRead == 0 {
+			s.d.rc().PauseRead(false)
 		}
 	}
 }
@@ -489,9 +519,10 @@ func (s *Stream) bind(uc *upConn, id protocol.StreamID) {
 // keep retains a sent body chunk for a retry, or releases it.
 func (s *Stream) keep(b *reactor.Buffer) {
 	if s.retain && !s.retainOver {
-		s.retained = append(s.retained, b)
-		s.retainLen += b.Len()
-		if s.retainLen <= s.d.f.cfg.RetryBufferLimit {
+		x := s.more()
+		x.retained = append(x.retained, b)
+		x.retainLen += b.Len()
+		if x.retainLen <= s.d.ex.f.cfg.RetryBufferLimit {
 			return
 		}
 		s.retainOver = true
@@ -502,18 +533,22 @@ func (s *Stream) keep(b *reactor.Buffer) {
 }
 
 func (s *Stream) dropRetained() {
-	for i, b := range s.retained {
-		b.Release()
-		s.retained[i] = nil
+	x := s.x
+	if x == nil {
+		return
 	}
-	s.retained, s.retainLen = s.retained[:0], 0
+	for i, b := range x.retained {
+		b.Release()
+		x.retained[i] = nil
+	}
+	x.retained, x.retainLen = x.retained[:0], 0
 }
 
 // requestData handles n request body bytes at the front of in.
 func (s *Stream) requestData(in reactor.View, n int, end bool) {
 	s.info.BytesReceived += uint64(n)
-	if s.timer != nil {
-		s.lastActive = time.Now()
+	if s.check != 0 {
+		s.lastActive = s.d.ex.f.clock()
 	}
 	if s.phase == phaseDone {
 		in.Skip(n)
@@ -533,7 +568,7 @@ func (s *Stream) requestData(in reactor.View, n int, end bool) {
 			s.keep(b)
 		} else {
 			err = uc.codec.EncodeData(s.upID, s.d.view(in, n), end)
-			s.d.vec[0] = nil
+			s.d.ex.vec[0] = nil
 			in.Skip(n)
 		}
 		if err != nil {
@@ -562,10 +597,10 @@ func (s *Stream) requestData(in reactor.View, n int, end bool) {
 		s.reqSent = true
 		return
 	}
-	if s.pendingLen > s.d.f.cfg.BufferLimit && !s.holding {
+	if s.pendingLen > s.d.ex.f.cfg.BufferLimit && !s.holding {
 		s.holding = true
-		s.d.heldRead++
-		s.d.rc.PauseRead(true)
+		s.d.extra().heldRead++
+		s.d.rc().PauseRead(true)
 	}
 	if uc != nil && !uc.rc.Congested() {
 		s.flushPending()
@@ -602,9 +637,9 @@ func (s *Stream) flushPending() {
 	s.releaseRequest()
 	if len(s.pending) == 0 && s.holding {
 		s.holding = false
-		s.d.heldRead--
-		if s.d.heldRead == 0 {
-			s.d.rc.PauseRead(false)
+		s.d.more.heldRead--
+		if s.d.more.heldRead == 0 {
+			s.d.rc().PauseRead(false)
 		}
 	}
 }
@@ -655,8 +690,10 @@ func (r *responseSink) OnHeaders(_ protocol.StreamID, h protocol.Headers, end bo
 	s.stopTryTimer()
 	s.dropRetained()
 	s.retain = false
-	for i := len(s.encoders) - 1; i >= 0; i-- {
-		s.encoders[i].EncodeHeaders(s, h, end)
+	if x := s.x; x != nil {
+		for i := len(x.encoders) - 1; i >= 0; i-- {
+			x.encoders[i].EncodeHeaders(s, h, end)
+		}
 	}
 	s.responseHeaderMods(h)
 	s.info.Status = status
@@ -681,12 +718,12 @@ func (r *responseSink) OnData(_ protocol.StreamID, in reactor.View, n int, end b
 		return
 	}
 	s.info.BytesSent += uint64(n)
-	if s.timer != nil {
-		s.lastActive = time.Now()
+	if s.check != 0 {
+		s.lastActive = s.d.ex.f.clock()
 	}
 	d := s.d
 	err := d.codec.EncodeData(s.id, d.view(in, n), end)
-	d.vec[0] = nil
+	d.ex.vec[0] = nil
 	in.Skip(n)
 	if err != nil {
 		s.downstreamGone(err)
@@ -750,7 +787,7 @@ func (s *Stream) upstreamBusy() bool {
 
 // downstreamBusy is upstreamBusy for response bytes.
 func (s *Stream) downstreamBusy() bool {
-	if s.d.rc.Congested() {
+	if s.d.rc().Congested() {
 		return true
 	}
 	f := s.downFlow()
@@ -848,7 +885,7 @@ func (r *responseSink) OnReset(_ protocol.StreamID, err error) {
 
 // upstreamFailed handles a failure of the current upstream attempt after it was bound.
 func (s *Stream) upstreamFailed(err error) {
-	f := s.d.f
+	f := s.d.ex.f
 	f.stats.upReset.Add(1)
 	s.abandonUpstream(err)
 	if !s.respStart {
@@ -871,7 +908,7 @@ func (s *Stream) connectFailed(err error) {
 	if s.phase == phaseDone {
 		return
 	}
-	s.d.f.stats.upConnectFail.Add(1)
+	s.d.ex.f.stats.upConnectFail.Add(1)
 	if s.canRetry(router.RetryConnectFailure|router.RetryReset|router.Retry5xx|router.RetryGatewayError, false) {
 		s.retry()
 		return
@@ -881,7 +918,7 @@ func (s *Stream) connectFailed(err error) {
 
 // overflow is called by the pool when the cluster's limits refuse the stream.
 func (s *Stream) overflow() {
-	s.d.f.stats.overflow.Add(1)
+	s.d.ex.f.stats.overflow.Add(1)
 	s.sendLocal(503, "upstream overflow\n", FlagOverflow)
 }
 
@@ -906,7 +943,7 @@ func (s *Stream) canRetry(kinds router.RetryOn, sent bool) bool {
 		return false
 	}
 	p := s.route.Action.Retry
-	if p == nil || p.On&kinds == 0 || s.attempt >= p.NumRetries || s.respStart || s.retainOver || !s.reqEnd {
+	if p == nil || p.On&kinds == 0 || int(s.attempt) >= p.NumRetries || s.respStart || s.retainOver || !s.reqEnd {
 		return false
 	}
 	if sent && !s.idempotent() {
@@ -947,56 +984,83 @@ func (s *Stream) retryStatus(status int) bool {
 
 // retry starts the next attempt with the retained request.
 func (s *Stream) retry() {
-	s.d.f.stats.retry.Add(1)
+	s.d.ex.f.stats.retry.Add(1)
 	s.attempt++
-	s.gen++
 	s.stopTryTimer()
 	s.discarding = false
 	s.reqSent = false
-	s.pending = append(s.retained, s.pending...)
-	s.pendingLen = s.retainLen
-	s.retained, s.retainLen = nil, 0
-	if s.timer != nil {
-		s.timer.Stop()
-		s.armTimer() // the generation moved on; the route deadline still holds
+	if x := s.x; x != nil {
+		s.pending = append(x.retained, s.pending...)
+		s.pendingLen = x.retainLen
+		x.retained, x.retainLen = nil, 0
 	}
+	// The route deadline and the idle check stay as they are (the stream keeps its place in
+	// the executor's heap); connect sets the new attempt's per-try timeout.
 	s.connect()
 }
 
 // idleTimeout is the configured stream idle timeout, or 0 when disabled.
 func (s *Stream) idleTimeout() time.Duration {
-	if d := s.d.f.cfg.StreamIdleTimeout; d > 0 {
+	if d := s.d.ex.f.cfg.StreamIdleTimeout; d > 0 {
 		return d
 	}
 	return 0
 }
 
-// armTimer schedules the stream's one timer at the earlier of the route deadline and the
-// idle deadline. Activity does not move the timer: when it fires early it re-arms itself.
+// armTimer sets the stream's check at the earlier of the route deadline and the idle
+// deadline. Activity does not move it: when it comes early, onTimer sets the next one.
 func (s *Stream) armTimer() {
 	next := s.deadline
 	if idle := s.idleTimeout(); idle > 0 {
-		if at := s.lastActive.Add(idle); next.IsZero() || at.Before(next) {
+		if at := s.lastActive + int64(idle); next == 0 || at < next {
 			next = at
 		}
 	}
-	if next.IsZero() {
-		return
-	}
-	d := time.Until(next)
-	if d < time.Millisecond {
-		d = time.Millisecond
-	}
-	s.timer = s.afterFunc(d, (*Stream).onTimer)
+	s.check = next
+	s.updateDue()
 }
 
-func (s *Stream) onTimer() {
-	now := time.Now()
+// updateDue moves the stream in the executor's deadline heap to its earliest deadline.
+func (s *Stream) updateDue() {
+	due := s.check
+	if s.tryAt != 0 && (due == 0 || s.tryAt < due) {
+		due = s.tryAt
+	}
+	if due != s.due || (due != 0) != (s.hidx != 0) {
+		s.d.ex.setDue(s, due)
+		if due != 0 {
+			s.d.ex.arm(s.d.rc(), due)
+		}
+	}
+	s.due = due
+}
+
+// onDeadline runs when the executor's timer found the stream due (it is out of the heap).
+func (s *Stream) onDeadline(now int64) {
+	s.due = 0
+	if s.tryAt != 0 && now >= s.tryAt {
+		s.tryAt = 0
+		s.onTryTimeout()
+		if s.phase == phaseDone {
+			return
+		}
+	}
+	if s.check != 0 && now >= s.check {
+		s.check = 0
+		s.onTimer(now)
+		if s.phase == phaseDone {
+			return
+		}
+	}
+	s.updateDue()
+}
+
+func (s *Stream) onTimer(now int64) {
 	switch {
-	case !s.deadline.IsZero() && !now.Before(s.deadline):
+	case s.deadline != 0 && now >= s.deadline:
 		s.onTimeout()
-	case s.idleTimeout() > 0 && now.Sub(s.lastActive) >= s.idleTimeout():
-		s.d.f.stats.idleTimeout.Add(1)
+	case s.idleTimeout() > 0 && now-s.lastActive >= int64(s.idleTimeout()):
+		s.d.ex.f.stats.idleTimeout.Add(1)
 		s.abandonUpstream(ErrStreamIdle)
 		if !s.respStart {
 			s.sendLocal(408, "stream idle timeout\n", FlagStreamIdle)
@@ -1009,7 +1073,7 @@ func (s *Stream) onTimer() {
 }
 
 func (s *Stream) onTimeout() {
-	s.d.f.stats.timeout.Add(1)
+	s.d.ex.f.stats.timeout.Add(1)
 	s.abandonUpstream(ErrUpstreamTimeout)
 	if !s.respStart {
 		s.sendLocal(504, "upstream request timeout\n", FlagTimeout)
@@ -1022,7 +1086,7 @@ func (s *Stream) onTryTimeout() {
 	if s.respStart {
 		return
 	}
-	s.d.f.stats.timeout.Add(1)
+	s.d.ex.f.stats.timeout.Add(1)
 	s.abandonUpstream(ErrUpstreamTimeout)
 	if s.canRetry(router.RetryReset|router.Retry5xx|router.RetryGatewayError, true) {
 		s.retry()
@@ -1032,9 +1096,9 @@ func (s *Stream) onTryTimeout() {
 }
 
 func (s *Stream) stopTryTimer() {
-	if s.tryTimer != nil {
-		s.tryTimer.Stop()
-		s.tryTimer = nil
+	if s.tryAt != 0 {
+		s.tryAt = 0
+		s.updateDue()
 	}
 }
 
@@ -1046,6 +1110,7 @@ func (s *Stream) abandonUpstream(err error) {
 	}
 	if uc := s.up; uc != nil {
 		s.up = nil
+		s.upKnows = true // reset, not ended by the codec (upSink would drop its calls anyway)
 		uc.abandon(s, err)
 	}
 }
@@ -1053,6 +1118,9 @@ func (s *Stream) abandonUpstream(err error) {
 func (s *Stream) responseDone() {
 	if uc := s.up; uc != nil {
 		s.up = nil
+		if !s.reqSent {
+			s.upKnows = true // its request side may still be open in the codec
+		}
 		uc.streamDone(s, s.reqSent)
 	}
 	s.finish()
@@ -1096,17 +1164,20 @@ func (s *Stream) sendLocal(status int, body string, flag string) {
 	if flag == FlagDirect {
 		s.responseHeaderMods(h) // Envoy applies them to direct responses too
 	}
-	for i := len(s.encoders) - 1; i >= 0; i-- {
-		s.encoders[i].EncodeHeaders(s, h, body == "")
+	if x := s.x; x != nil {
+		for i := len(x.encoders) - 1; i >= 0; i-- {
+			x.encoders[i].EncodeHeaders(s, h, body == "")
+		}
 	}
 	err := s.d.codec.EncodeHeaders(s.id, h, body == "")
 	if err == nil && body != "" {
-		s.d.vec[0] = []byte(body)
-		err = s.d.codec.EncodeData(s.id, s.d.vec[:], true)
-		s.d.vec[0] = nil
+		vec := &s.d.ex.vec
+		vec[0] = []byte(body)
+		err = s.d.codec.EncodeData(s.id, vec[:], true)
+		vec[0] = nil
 	}
 	if err != nil && !s.d.closed {
-		s.d.rc.Close(err)
+		s.d.rc().Close(err)
 	}
 	s.finish()
 }
@@ -1117,12 +1188,9 @@ func (s *Stream) finish() {
 		return
 	}
 	s.phase = phaseDone
-	s.gen++
-	f := s.d.f
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	s.stopTryTimer()
+	f := s.d.ex.f
+	s.check, s.tryAt = 0, 0
+	s.updateDue()
 	if s.holdsRq {
 		s.cluster.Limits().Requests.Add(-1)
 		s.holdsRq = false
@@ -1134,8 +1202,10 @@ func (s *Stream) finish() {
 	if s.info.Status > 0 {
 		f.stats.status(s.info.Status)
 	}
-	for _, o := range s.observers {
-		o.OnStreamComplete(s)
+	if x := s.x; x != nil {
+		for _, o := range x.observers {
+			o.OnStreamComplete(s)
+		}
 	}
 	s.d.streamDone(s)
 	if !s.dispatched {
@@ -1145,7 +1215,7 @@ func (s *Stream) finish() {
 
 // release frees what the stream holds. It runs once, after any pool task let go.
 func (s *Stream) release() {
-	s.d.f.stats.rqActive.Add(-1)
+	s.d.ex.f.stats.rqActive.Add(-1)
 	for _, b := range s.pending {
 		b.Release()
 	}
@@ -1153,9 +1223,9 @@ func (s *Stream) release() {
 	s.dropRetained()
 	if s.holding {
 		s.holding = false
-		s.d.heldRead--
-		if s.d.heldRead == 0 && !s.d.closed {
-			s.d.rc.PauseRead(false)
+		s.d.more.heldRead--
+		if s.d.more.heldRead == 0 && !s.d.closed {
+			s.d.rc().PauseRead(false)
 		}
 	}
 	if s.trailers != nil {
@@ -1163,4 +1233,25 @@ func (s *Stream) release() {
 		s.trailers = nil
 	}
 	s.req.Release()
+	if s.reusable() {
+		ex := s.d.ex
+		*s = Stream{}
+		ex.spare = append(ex.spare, s)
+	}
+}
+
+// reusable reports whether the executor may give this finished, released stream to its next
+// request. Late calls must never reach a reused stream, so it must be unknown outside the
+// manager:
+//   - no stream filter is configured (filters, encoders and observers may keep the *Stream
+//     and call it later, from any goroutine);
+//   - no upstream codec holds it as a sink: ping-pong upstream codecs are given their
+//     connection's upSink, which forwards only to the stream bound now; a multiplexed codec
+//     is given the stream, which then is never reused (upKnows), nor is a stream whose
+//     upstream stream was reset by us or ended before the whole request was sent;
+//   - its deadlines are out of the executor's heap (finish takes them out), and no pool
+//     task runs for it (a task's stream is released only after the task handed it back).
+func (s *Stream) reusable() bool {
+	return len(s.d.ex.f.filters) == 0 && !s.upKnows && !s.dispatched && s.hidx == 0 &&
+		len(s.d.ex.spare) < maxSpareStreams
 }

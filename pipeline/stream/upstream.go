@@ -90,7 +90,7 @@ func (p *connPool) attach(s *Stream) {
 		}
 		return // a busy connection will take it when it frees up
 	}
-	p.dial(s.d.rc)
+	p.dial(s.d.rc())
 }
 
 func (p *connPool) hasBusy() bool {
@@ -207,7 +207,14 @@ func (uc *upConn) onConnect(rc reactor.Conn, err error) {
 
 // start opens an upstream stream for s on this connection.
 func (uc *upConn) start(s *Stream) {
-	id, err := uc.codec.NewStream((*responseSink)(s))
+	var sink protocol.Sink = (*upSink)(uc)
+	if uc.codec.MaxStreams() != 1 {
+		// A multiplexed codec gets the stream itself (no lookup per frame); the stream is
+		// then not reused, since the codec's later calls could not be told apart.
+		sink = (*responseSink)(s)
+		s.upKnows = true
+	}
+	id, err := uc.codec.NewStream(sink)
 	if err != nil {
 		s.connectFailed(fmt.Errorf("upstream stream: %w", err))
 		return
@@ -224,6 +231,61 @@ func (uc *upConn) start(s *Stream) {
 		uc.p.remove(uc) // no new streams; closes once the active ones finish
 	}
 	s.bind(uc, id)
+}
+
+// upSink is a ping-pong upstream connection seen as the Sink of its streams: it forwards each
+// call to the stream bound to that upstream stream now, so a call that would come after the
+// stream ended or was reset reaches nobody, whatever the codec does. That is what lets the
+// manager reuse finished streams (Stream.reusable).
+type upSink upConn
+
+var _ protocol.FlowSink = (*upSink)(nil)
+
+// bound returns the stream bound to upstream stream id, or nil.
+func (u *upSink) bound(id protocol.StreamID) *responseSink {
+	uc := (*upConn)(u)
+	for _, s := range uc.streams {
+		if s.up == uc && s.upID == id {
+			return (*responseSink)(s)
+		}
+	}
+	return nil
+}
+
+func (u *upSink) OnHeaders(id protocol.StreamID, h protocol.Headers, end bool) {
+	if r := u.bound(id); r != nil {
+		r.OnHeaders(id, h, end)
+		return
+	}
+	h.Release()
+}
+
+func (u *upSink) OnData(id protocol.StreamID, in reactor.View, n int, end bool) {
+	if r := u.bound(id); r != nil {
+		r.OnData(id, in, n, end)
+		return
+	}
+	in.Skip(n)
+}
+
+func (u *upSink) OnTrailers(id protocol.StreamID, t protocol.Headers) {
+	if r := u.bound(id); r != nil {
+		r.OnTrailers(id, t)
+		return
+	}
+	t.Release()
+}
+
+func (u *upSink) OnReset(id protocol.StreamID, err error) {
+	if r := u.bound(id); r != nil {
+		r.OnReset(id, err)
+	}
+}
+
+func (u *upSink) OnStreamWritable(id protocol.StreamID) {
+	if r := u.bound(id); r != nil {
+		r.OnStreamWritable(id)
+	}
 }
 
 func (uc *upConn) forget(s *Stream) {
@@ -270,7 +332,7 @@ func (uc *upConn) abandon(s *Stream, err error) {
 
 // pauseDownstream stops reading d until this connection drains.
 func (uc *upConn) pauseDownstream(d *downstream) {
-	d.rc.PauseRead(true)
+	d.rc().PauseRead(true)
 	uc.pausedDown = append(uc.pausedDown, d)
 }
 
@@ -300,7 +362,7 @@ func flush(c any) {
 func (uc *upConn) OnWritable(reactor.Conn) {
 	for _, d := range uc.pausedDown {
 		if !d.closed {
-			d.rc.PauseRead(false)
+			d.rc().PauseRead(false)
 		}
 	}
 	clear(uc.pausedDown)
@@ -349,7 +411,7 @@ func (uc *upConn) OnClose(_ reactor.Conn, err error) {
 	if len(p.waiting) > p.connecting*p.perConn && len(p.waiting) > 0 {
 		cb := p.cluster.Limits()
 		if pipeline.TryAcquire(&cb.Connections, cb.MaxConnections) {
-			p.dial(p.waiting[0].d.rc)
+			p.dial(p.waiting[0].d.rc())
 		}
 	}
 }

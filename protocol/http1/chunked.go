@@ -56,6 +56,12 @@ func (d *ChunkedDecoder) Reset() {
 	*d = ChunkedDecoder{maxExt: d.maxExt, trailerMode: d.trailerMode, trailers: d.trailers[:0]}
 }
 
+// start prepares the decoder for a new body under the codec's settings, keeping the trailer
+// slice's backing array.
+func (d *ChunkedDecoder) start(cfg *codecConfig) {
+	*d = ChunkedDecoder{maxExt: cfg.lim.MaxChunkExtension, trailerMode: cfg.trailer, trailers: d.trailers[:0]}
+}
+
 // Done reports whether the whole body, trailers included, has been consumed.
 func (d *ChunkedDecoder) Done() bool { return d.state == stDone }
 

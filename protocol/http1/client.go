@@ -11,10 +11,7 @@ import (
 // request encoded and its response decoded. See the package README for the behaviour.
 type clientCodec struct {
 	writer
-	lim     Limits
-	window  int
-	parser  ResponseParser
-	chunked ChunkedDecoder
+	cfg *codecConfig
 
 	sink     protocol.Sink
 	id       protocol.StreamID
@@ -23,16 +20,13 @@ type clientCodec struct {
 	err      error
 
 	// Request (encode) side.
-	wstate     creqState
-	wremaining int64
-	isHead     bool
-	isConnect  bool
-	upgrade    bool // the request asked to upgrade (or is a CONNECT)
+	wstate    creqState
+	isHead    bool
+	isConnect bool
+	upgrade   bool // the request asked to upgrade (or is a CONNECT)
 
 	// Response (decode) side.
-	rstate    crespState
-	remaining int64
-	interim   int
+	rstate crespState
 }
 
 type creqState uint8
@@ -63,12 +57,21 @@ var (
 	_ protocol.Flusher     = (*clientCodec)(nil)
 )
 
+// newClient returns a client codec with its own configuration (tests; NewCodec shares one).
 func newClient(c reactor.Conn, lim Limits) *clientCodec {
-	cc := &clientCodec{lim: lim, window: chunkWindow(lim), reusable: true, rstate: crespDone, wstate: creqDone}
-	cc.initWriter(c)
-	cc.parser = ResponseParser{mode: responseMode(lim)}
-	cc.chunked = ChunkedDecoder{maxExt: lim.MaxChunkExtension, trailerMode: trailerMode(lim)}
-	return cc
+	return newClientCodec(c, newCodecConfig(lim))
+}
+
+func newClientCodec(c reactor.Conn, cfg *codecConfig) *clientCodec {
+	return &clientCodec{writer: writer{conn: c}, cfg: cfg, reusable: true, rstate: crespDone, wstate: creqDone}
+}
+
+// releaseIfIdle gives the exchange back once no stream is active and nothing is held;
+// inside Decode that waits until Decode returns.
+func (c *clientCodec) releaseIfIdle() {
+	if c.x != nil && !c.decoding && !c.active && !c.held && len(c.x.enc.dst) == 0 {
+		c.release()
+	}
 }
 
 // NewStream implements protocol.ClientCodec.
@@ -86,8 +89,9 @@ func (c *clientCodec) NewStream(sink protocol.Sink) (protocol.StreamID, error) {
 	c.active = true
 	c.wstate, c.rstate = creqNone, crespHead
 	c.isHead, c.isConnect, c.upgrade = false, false, false
-	c.interim = 0
-	c.parser.Reset()
+	x := c.ex()
+	x.interim = 0
+	x.scan.reset()
 	return c.id, nil
 }
 
@@ -117,7 +121,9 @@ func (c *clientCodec) EncodeHeaders(id protocol.StreamID, h protocol.Headers, en
 	if !c.active || id != c.id || c.wstate != creqNone {
 		return ErrStreamState
 	}
-	e := &c.enc
+	defer c.releaseIfIdle()
+	x := c.ex()
+	e := &x.enc
 	e.begin(h)
 	if e.err != nil {
 		return c.badRequest(e.err)
@@ -195,7 +201,7 @@ func (c *clientCodec) EncodeHeaders(id protocol.StreamID, h protocol.Headers, en
 	e.dst = append(e.dst, tailCRLF...)
 
 	c.wstate = state
-	c.wremaining = length
+	x.wremaining = length
 	if end && c.upgrade {
 		c.wstate = creqDone // a CONNECT without a client direction
 	}
@@ -228,13 +234,15 @@ func (c *clientCodec) EncodeData(id protocol.StreamID, p [][]byte, end bool) err
 	if n == 0 && !end {
 		return nil
 	}
+	defer c.releaseIfIdle()
 	var err error
 	switch c.wstate {
 	case creqLength:
-		if int64(n) > c.wremaining || (end && int64(n) != c.wremaining) {
+		x := c.x
+		if int64(n) > x.wremaining || (end && int64(n) != x.wremaining) {
 			return c.fail(ErrBodyLength, false)
 		}
-		c.wremaining -= int64(n)
+		x.wremaining -= int64(n)
 		err = c.writeBody(p, n, "")
 	case creqChunked:
 		err = c.writeBody(p, n, c.chunkFrame(n, end))
@@ -272,11 +280,12 @@ func (c *clientCodec) EncodeTrailers(id protocol.StreamID, t protocol.Headers) e
 	if !c.active || c.wstate == creqDone {
 		return nil
 	}
+	defer c.releaseIfIdle()
 	switch c.wstate {
 	case creqChunked:
 		c.lastChunkWithTrailers(t)
 	case creqLength:
-		if c.wremaining != 0 {
+		if c.x.wremaining != 0 {
 			return c.fail(ErrBodyLength, false)
 		}
 	case creqTunnel:
@@ -327,12 +336,21 @@ func (c *clientCodec) Reset(id protocol.StreamID, err error) {
 		c.err = connError(err)
 	}
 	c.conn.Abort(err)
+	c.releaseIfIdle()
 }
 
 // --- decoding -------------------------------------------------------------------------------
 
 // Decode implements protocol.ClientCodec.
 func (c *clientCodec) Decode(in reactor.View) error {
+	c.decoding = true
+	err := c.decode(in)
+	c.decoding = false
+	c.releaseIfIdle()
+	return err
+}
+
+func (c *clientCodec) decode(in reactor.View) error {
 	for in.Len() > 0 {
 		if c.err != nil {
 			in.Skip(in.Len())
@@ -348,9 +366,10 @@ func (c *clientCodec) Decode(in reactor.View) error {
 				return nil
 			}
 		case crespLength:
-			k := int(min(int64(in.Len()), c.remaining))
-			c.remaining -= int64(k)
-			end := c.remaining == 0
+			x := c.x
+			k := int(min(int64(in.Len()), x.remaining))
+			x.remaining -= int64(k)
+			end := x.remaining == 0
 			if end {
 				c.responseDone()
 			}
@@ -376,11 +395,12 @@ func (c *clientCodec) decodeHead(in reactor.View) (bool, error) {
 	if !c.active {
 		return false, ErrUnexpectedData
 	}
+	x := c.x
 	h := responseHeadPool.Get().(*ResponseHead)
 	defer putResponseHead(h)
 	for {
-		buf := in.Peek(min(in.Len(), c.lim.MaxHeadBytes))
-		n, err := c.parser.Parse(buf, h)
+		buf := in.Peek(min(in.Len(), c.cfg.lim.MaxHeadBytes))
+		n, err := parseResponseHead(&x.scan, &c.cfg.respMode, buf, h)
 		if err != nil || n == 0 {
 			return false, err
 		}
@@ -388,8 +408,8 @@ func (c *clientCodec) decodeHead(in reactor.View) (bool, error) {
 			return true, c.startResponse(buf[:n], h, in)
 		}
 		// Interim response (100 Continue, 102, 103): not forwarded.
-		c.interim++
-		if c.interim > maxInterim {
+		x.interim++
+		if x.interim > maxInterim {
 			return false, &Error{Err: ErrTooManyInterim, Offset: 0}
 		}
 		in.Skip(n)
@@ -417,10 +437,10 @@ func (c *clientCodec) startResponse(raw []byte, h *ResponseHead, in reactor.View
 	end := false
 	switch kind {
 	case BodyLength:
-		c.rstate, c.remaining = crespLength, length
+		c.rstate, c.x.remaining = crespLength, length
 	case BodyChunked:
 		c.rstate = crespChunked
-		c.chunked.Reset()
+		c.x.chunked.start(c.cfg)
 	case BodyUntilClose:
 		c.rstate = crespClose
 	case BodyTunnel:
@@ -438,23 +458,24 @@ func (c *clientCodec) startResponse(raw []byte, h *ResponseHead, in reactor.View
 
 func (c *clientCodec) decodeChunked(in reactor.View) (more bool, err error) {
 	for c.rstate == crespChunked && in.Len() > 0 {
-		if left := c.chunked.dataLeft(); left > 0 {
+		cd := &c.x.chunked
+		if left := cd.dataLeft(); left > 0 {
 			k := int(min(int64(in.Len()), left))
-			c.chunked.skipData(k)
+			cd.skipData(k)
 			offer(c.sink, c.id, in, k, false)
 			continue
 		}
-		win := in.Peek(min(in.Len(), c.window))
-		data, n, err := c.chunked.Decode(win)
+		win := in.Peek(min(in.Len(), c.cfg.window))
+		data, n, err := cd.Decode(win)
 		if err != nil {
 			return false, err
 		}
 		if n == 0 {
 			return true, nil
 		}
-		if c.chunked.Done() {
+		if cd.Done() {
 			var t *blockHeaders
-			if tr := c.chunked.Trailers(); len(tr) > 0 {
+			if tr := cd.Trailers(); len(tr) > 0 {
 				t = newTrailerHeaders(win, int(spanOf(win, 0, tr[0].Name).off), n, tr)
 			}
 			in.Skip(n)
@@ -515,4 +536,5 @@ func (c *clientCodec) OnEOF() {
 		c.responseDone()
 		c.sink.OnData(c.id, emptyView{}, 0, true)
 	}
+	c.releaseIfIdle()
 }

@@ -48,19 +48,42 @@ const maxInterim = 32
 // validated configuration (call lim.Validate first); invalid limits are replaced by the
 // defaults so the codec stays usable.
 func NewCodec(lim Limits) protocol.Codec {
-	if lim.Validate() != nil {
-		lim = Limits{}
-	}
-	lim = lim.WithDefaults()
+	cfg := newCodecConfig(lim)
 	return protocol.Codec{
 		Name:   CodecName,
 		Detect: Detect,
 		NewServer: func(c reactor.Conn, sink protocol.Sink) protocol.ServerCodec {
-			return newServer(c, sink, lim)
+			return newServerCodec(c, sink, cfg)
 		},
 		NewClient: func(c reactor.Conn) protocol.ClientCodec {
-			return newClient(c, lim)
+			return newClientCodec(c, cfg)
 		},
+	}
+}
+
+// codecConfig is what every connection of one NewCodec shares, built once: the limits and
+// the scanner settings derived from them. It is immutable, so a connection keeps a pointer
+// to it instead of a copy.
+type codecConfig struct {
+	lim      Limits
+	window   int      // chunk framing window (chunkWindow)
+	reqMode  scanMode // request heads
+	respMode scanMode // response heads
+	trailer  scanMode // trailer sections
+}
+
+// newCodecConfig validates lim (invalid limits become the defaults) and derives the rest.
+func newCodecConfig(lim Limits) *codecConfig {
+	if lim.Validate() != nil {
+		lim = Limits{}
+	}
+	lim = lim.WithDefaults()
+	return &codecConfig{
+		lim:      lim,
+		window:   chunkWindow(lim),
+		reqMode:  requestMode(lim),
+		respMode: responseMode(lim),
+		trailer:  trailerMode(lim),
 	}
 }
 
@@ -153,36 +176,93 @@ func chunkWindow(l Limits) int {
 	return l.MaxChunkExtension + l.MaxTrailerBytes + 64
 }
 
-// writer is the write half shared by both codecs: the connection, the per-connection scratch
-// buffer (in enc) where heads and chunk framing are built, the vector for writev, and head
-// holding for write coalescing.
+// exchange is a codec's state for one exchange in progress: the head scanner's progress,
+// the chunked decoder, body counters and the write side's scratch buffer and vector. A
+// connection takes one from exchangePool when an exchange starts (the first byte of a
+// request head on the server, NewStream on the client) and gives it back as soon as the
+// connection is idle again, so an idle keep-alive connection holds only its small codec
+// struct. A connection that fails keeps its exchange until it is collected with the
+// connection (nothing returns it to the pool; that is only a pool miss).
+type exchange struct {
+	enc         headEncoder // the scratch buffer (held head, chunk framing) and the encode passes
+	vec         [][]byte    // the writev vector
+	scan        scanner     // progress through a head that arrives in pieces
+	chunked     ChunkedDecoder
+	remaining   int64 // body bytes still expected from the peer
+	wremaining  int64 // body bytes still allowed in our direction (Content-Length)
+	interim     int   // client: 1xx responses swallowed for the current request
+	lingerUntil int64 // server: when a lingering close stops dropping bytes (UnixNano), 0 if none
+	err         error // server: the connection error, once failed
+}
+
+// maxPooledScratch bounds the scratch buffer an exchange keeps when it returns to the pool:
+// a rare huge head does not stay pinned in every pooled exchange.
+const maxPooledScratch = 16 << 10
+
+var exchangePool = sync.Pool{New: func() any {
+	x := new(exchange)
+	x.enc.init() // binds the encoder's Range callbacks once per pooled exchange
+	return x
+}}
+
+// reset clears x for the pool (or for the next exchange of the same connection), dropping
+// every reference into heads and views.
+func (x *exchange) reset() {
+	x.enc.clearRefs()
+	if cap(x.enc.dst) > maxPooledScratch {
+		x.enc.dst = nil
+	}
+	x.enc.dst = x.enc.dst[:0]
+	clear(x.vec[:cap(x.vec)])
+	x.vec = x.vec[:0]
+	x.scan.reset()
+	clear(x.chunked.trailers[:cap(x.chunked.trailers)])
+	x.chunked = ChunkedDecoder{trailers: x.chunked.trailers[:0]}
+	x.remaining, x.wremaining, x.interim, x.lingerUntil, x.err = 0, 0, 0, 0, nil
+}
+
+// writer is the write half shared by both codecs: the connection, the exchange in progress
+// (whose scratch buffer holds heads and chunk framing, and whose vector feeds writev), and
+// head holding for write coalescing.
 //
 // A head followed by a body is held in the scratch buffer and leaves with the first body
 // bytes in one writev (head, chunk-size line, the body slices themselves, CRLF): the body is
 // never copied. Whoever drives the codec calls Flush after each read of the peer
 // (protocol.Flusher), so a held head waits at most one read. Until Flush was seen once on a
 // connection, a held head is also flushed by a function queued with Conn.Exec, which runs
-// after the current callback: correct, at the price of one Exec per held head.
+// after the current callback: correct, at the price of one Exec (and one small allocation)
+// per held head.
 type writer struct {
 	conn        reactor.Conn
-	enc         headEncoder
-	held        bool // enc.dst starts with a head not yet written
-	flushSeen   bool // Flush is being called: no Exec fallback needed
+	x           *exchange // nil while the connection is idle
+	held        bool      // x.enc.dst starts with a head not yet written
+	flushSeen   bool      // Flush is being called: no Exec fallback needed
 	flushQueued bool
-	vec         [][]byte
-	flushFn     func()
+	decoding    bool // inside Decode: the exchange is given back when Decode returns
 }
 
-func (w *writer) initWriter(c reactor.Conn) {
-	w.conn = c
-	w.enc.init()
-	w.flushFn = w.flushQueued0
+// ex returns the exchange in progress, taking one from the pool if there is none.
+func (w *writer) ex() *exchange {
+	if w.x == nil {
+		w.x = exchangePool.Get().(*exchange)
+	}
+	return w.x
+}
+
+// release gives the exchange back to the pool. The caller checked that nothing in it is
+// still needed.
+func (w *writer) release() {
+	x := w.x
+	w.x = nil
+	w.held = false
+	x.reset()
+	exchangePool.Put(x)
 }
 
 // hold keeps the head just encoded in the scratch buffer.
 func (w *writer) hold() {
 	w.held = true
-	if !w.flushSeen && !w.flushQueued && w.conn.Exec(w.flushFn) {
+	if !w.flushSeen && !w.flushQueued && w.conn.Exec(w.flushQueued0) {
 		w.flushQueued = true
 	}
 }
@@ -206,28 +286,32 @@ func (w *writer) Flush() error {
 // writeScratch writes the scratch buffer (a held head, framing) on its own.
 func (w *writer) writeScratch() error {
 	w.held = false
-	if len(w.enc.dst) == 0 {
+	x := w.x
+	if x == nil || len(x.enc.dst) == 0 {
 		return nil
 	}
-	err := w.conn.Write(w.enc.dst)
-	w.enc.dst = w.enc.dst[:0]
+	err := w.conn.Write(x.enc.dst)
+	x.enc.dst = x.enc.dst[:0]
 	return err
 }
 
 // dropScratch forgets a held head and pending framing.
 func (w *writer) dropScratch() {
 	w.held = false
-	w.enc.dst = w.enc.dst[:0]
+	if w.x != nil {
+		w.x.enc.dst = w.x.enc.dst[:0]
+	}
 }
 
 // writeBody writes the scratch buffer (held head, chunk-size line), the n bytes of p and
 // tail with one writev, p by reference.
 func (w *writer) writeBody(p [][]byte, n int, tail string) error {
-	k := len(w.enc.dst)
-	w.enc.dst = append(w.enc.dst, tail...)
-	v := w.vec[:0]
+	x := w.ex()
+	k := len(x.enc.dst)
+	x.enc.dst = append(x.enc.dst, tail...)
+	v := x.vec[:0]
 	if k > 0 {
-		v = append(v, w.enc.dst[:k])
+		v = append(v, x.enc.dst[:k])
 	}
 	if n > 0 {
 		for _, b := range p {
@@ -237,7 +321,7 @@ func (w *writer) writeBody(p [][]byte, n int, tail string) error {
 		}
 	}
 	if len(tail) > 0 {
-		v = append(v, w.enc.dst[k:])
+		v = append(v, x.enc.dst[k:])
 	}
 	w.held = false
 	var err error
@@ -249,23 +333,24 @@ func (w *writer) writeBody(p [][]byte, n int, tail string) error {
 		err = w.conn.Writev(v)
 	}
 	clear(v)
-	w.vec = v[:0]
-	w.enc.dst = w.enc.dst[:0]
+	x.vec = v[:0]
+	x.enc.dst = x.enc.dst[:0]
 	return err
 }
 
 // chunkFrame prepares the framing of n chunked body bytes in the scratch buffer and returns
 // the tail that follows the data.
 func (w *writer) chunkFrame(n int, end bool) string {
+	e := &w.ex().enc
 	switch {
 	case n > 0 && end:
-		w.enc.dst = AppendChunkHeader(w.enc.dst, n)
+		e.dst = AppendChunkHeader(e.dst, n)
 		return tailCRLFLastChunk
 	case n > 0:
-		w.enc.dst = AppendChunkHeader(w.enc.dst, n)
+		e.dst = AppendChunkHeader(e.dst, n)
 		return tailCRLF
 	case end:
-		w.enc.dst = append(w.enc.dst, tailLastChunk...)
+		e.dst = append(e.dst, tailLastChunk...)
 	}
 	return ""
 }
@@ -273,7 +358,7 @@ func (w *writer) chunkFrame(n int, end bool) string {
 // lastChunkWithTrailers appends the last chunk and the trailers t (hop-by-hop and framing
 // fields dropped; an invalid section is dropped whole) to the scratch buffer.
 func (w *writer) lastChunkWithTrailers(t protocol.Headers) {
-	e := &w.enc
+	e := &w.ex().enc
 	mark := len(e.dst)
 	e.dst = append(e.dst, '0', '\r', '\n')
 	e.begin(t)

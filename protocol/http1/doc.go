@@ -44,6 +44,8 @@
 // Parse, Decode and the Append functions do not allocate in steady state: a RequestHead or
 // ResponseHead reused across messages keeps its header slice, encoders append to the
 // caller's buffer, and only error values allocate. Neither does a codec exchange: heads,
-// parse targets and header blocks come from pools, encoding reuses a per-connection scratch
-// buffer and vector, and reading Headers returns strings over the block (unsafe.String).
+// parse targets and header blocks come from pools, the state of an exchange in progress
+// (scanner progress, chunked decoder, encoder scratch buffer and vector) is a pooled object
+// a connection holds only while an exchange is in progress, and reading Headers returns
+// strings over the block (unsafe.String). An idle connection holds an 80-byte codec.
 package http1

@@ -7,11 +7,11 @@ import (
 	"github.com/strait-proxy/strait/protocol"
 )
 
-// headEncoder turns any protocol.Headers into an HTTP/1.1 head in a per-connection scratch
-// buffer. Two passes over Range: collect (pseudo-headers, framing and Connection fields),
-// then emit (every other field, hop-by-hop ones dropped, names and values validated so that
-// nothing from another protocol can inject a line). The Range callbacks are method values
-// bound once per connection, so encoding allocates nothing.
+// headEncoder turns any protocol.Headers into an HTTP/1.1 head in a scratch buffer. Two
+// passes over Range: collect (pseudo-headers, framing and Connection fields), then emit
+// (every other field, hop-by-hop ones dropped, names and values validated so that nothing
+// from another protocol can inject a line). It lives in a pooled exchange, and its Range
+// callbacks are method values bound once per pooled exchange, so encoding allocates nothing.
 type headEncoder struct {
 	dst []byte // the scratch buffer: a held head, chunk framing
 
@@ -41,6 +41,12 @@ func (e *headEncoder) init() {
 
 // begin resets the collected state and runs the collect pass over h.
 func (e *headEncoder) begin(h protocol.Headers) {
+	e.clearRefs()
+	h.Range(e.collectFn)
+}
+
+// clearRefs resets the collected state, which refers to the last head encoded.
+func (e *headEncoder) clearRefs() {
 	e.status, e.method, e.path, e.authority, e.host, e.upgrade = "", "", "", "", "", ""
 	e.hasStatus, e.hasMethod, e.hasPath, e.hasAuthority, e.hasHost = false, false, false, false, false
 	e.contentLength = -1
@@ -48,7 +54,6 @@ func (e *headEncoder) begin(h protocol.Headers) {
 	clear(e.conn)
 	e.conn = e.conn[:0]
 	e.err = nil
-	h.Range(e.collectFn)
 }
 
 func (e *headEncoder) fail(err error) bool {

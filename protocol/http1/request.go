@@ -42,12 +42,18 @@ func requestMode(l Limits) scanMode {
 // parse. After a complete head or an error the parser is ready for the next message.
 // Bytes after the head (body, pipelined requests) are not examined.
 func (p *RequestParser) Parse(in []byte, h *RequestHead) (n int, err error) {
-	end, err := p.scan.scan(in, &p.mode)
+	return parseRequestHead(&p.scan, &p.mode, in, h)
+}
+
+// parseRequestHead is RequestParser.Parse with the scanner's progress and settings kept
+// elsewhere (the codec keeps the progress in its pooled exchange, the settings shared).
+func parseRequestHead(sc *scanner, m *scanMode, in []byte, h *RequestHead) (n int, err error) {
+	end, err := sc.scan(in, m)
 	if end == 0 && err == nil {
 		return 0, nil
 	}
-	start := p.scan.start
-	p.scan.reset()
+	start := sc.start
+	sc.reset()
 	if err != nil {
 		h.Reset()
 		return 0, err

@@ -30,11 +30,17 @@ func responseMode(l Limits) scanMode {
 // Parse parses the response head at the start of in; results as for RequestParser.Parse.
 // A 1xx head other than 101 is an interim response: parse again for the final one.
 func (p *ResponseParser) Parse(in []byte, h *ResponseHead) (n int, err error) {
-	end, err := p.scan.scan(in, &p.mode)
+	return parseResponseHead(&p.scan, &p.mode, in, h)
+}
+
+// parseResponseHead is ResponseParser.Parse with the scanner's progress and settings kept
+// elsewhere (see parseRequestHead).
+func parseResponseHead(sc *scanner, m *scanMode, in []byte, h *ResponseHead) (n int, err error) {
+	end, err := sc.scan(in, m)
 	if end == 0 && err == nil {
 		return 0, nil
 	}
-	p.scan.reset()
+	sc.reset()
 	if err != nil {
 		h.Reset()
 		return 0, err

@@ -11,18 +11,19 @@ import (
 // serverCodec is the downstream side of an HTTP/1.x connection: it decodes requests into
 // streams 1, 2, 3... and encodes their responses in order. See the package README for the
 // behaviour (pipelining, 100-continue, upgrades, framing, hostile input).
+//
+// It is small on purpose: an idle keep-alive connection holds only this struct (80 bytes).
+// Everything an exchange in progress needs (head scanner, chunked decoder, body counters,
+// encoder scratch, the connection error) is in writer.x, a pooled exchange taken when a
+// request starts and given back when the connection is idle again (see idle).
 type serverCodec struct {
 	writer
-	sink    protocol.Sink
-	lim     Limits
-	window  int // chunk framing window
-	parser  RequestParser
-	chunked ChunkedDecoder
+	cfg  *codecConfig
+	sink protocol.Sink
+	id   protocol.StreamID // the current request: decoded last, answered next
 
 	// Request side.
 	rstate    reqState
-	id        protocol.StreamID // the current request: decoded last, answered next
-	remaining int64             // request body bytes still expected (BodyLength)
 	version   Version
 	keepAlive bool
 	isHead    bool
@@ -32,13 +33,9 @@ type serverCodec struct {
 
 	// Response side.
 	wstate     respState
-	wremaining int64 // response body bytes still allowed (respLength)
-	closeAfter bool  // close the connection once the response is written
+	closeAfter bool // close the connection once the response is written
 	drain      bool
 	sent100    bool
-	err        error // the connection error, once failed
-	// lingerUntil, once set, is when a lingering close stops dropping bytes (lingerClose).
-	lingerUntil time.Time
 }
 
 type reqState uint8
@@ -71,18 +68,51 @@ var (
 	_ protocol.EOFHandler  = (*serverCodec)(nil)
 )
 
+// newServer returns a server codec with its own configuration (tests; NewCodec shares one).
 func newServer(c reactor.Conn, sink protocol.Sink, lim Limits) *serverCodec {
-	s := &serverCodec{sink: sink, lim: lim, window: chunkWindow(lim), wstate: respDone}
-	s.initWriter(c)
-	s.parser = RequestParser{mode: requestMode(lim)}
-	s.chunked = ChunkedDecoder{maxExt: lim.MaxChunkExtension, trailerMode: trailerMode(lim)}
-	return s
+	return newServerCodec(c, sink, newCodecConfig(lim))
+}
+
+func newServerCodec(c reactor.Conn, sink protocol.Sink, cfg *codecConfig) *serverCodec {
+	return &serverCodec{writer: writer{conn: c}, cfg: cfg, sink: sink, wstate: respDone}
+}
+
+// connErr is the connection error, once the connection failed. A failed connection is in
+// rsClosed and keeps its exchange, so no exchange means no error.
+func (s *serverCodec) connErr() error {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.err
+}
+
+// idle reports whether nothing of an exchange is in progress: no request head started, no
+// response pending or held. The exchange can then go back to the pool.
+func (s *serverCodec) idle() bool {
+	return s.rstate == rsHead && s.wstate == respDone && !s.held &&
+		len(s.x.enc.dst) == 0 && s.x.scan == (scanner{})
+}
+
+// releaseIfIdle gives the exchange back once the connection is idle; inside Decode that
+// waits until Decode returns.
+func (s *serverCodec) releaseIfIdle() {
+	if s.x != nil && !s.decoding && s.idle() {
+		s.release()
+	}
 }
 
 // --- decoding -------------------------------------------------------------------------------
 
 // Decode implements protocol.ServerCodec.
 func (s *serverCodec) Decode(in reactor.View) error {
+	s.decoding = true
+	err := s.decode(in)
+	s.decoding = false
+	s.releaseIfIdle()
+	return err
+}
+
+func (s *serverCodec) decode(in reactor.View) error {
 	for in.Len() > 0 {
 		switch s.rstate {
 		case rsHead:
@@ -94,9 +124,10 @@ func (s *serverCodec) Decode(in reactor.View) error {
 				return nil
 			}
 		case rsLength:
-			k := int(min(int64(in.Len()), s.remaining))
-			s.remaining -= int64(k)
-			end := s.remaining == 0
+			x := s.x
+			k := int(min(int64(in.Len()), x.remaining))
+			x.remaining -= int64(k)
+			end := x.remaining == 0
 			if end {
 				s.requestDone()
 			}
@@ -120,20 +151,21 @@ func (s *serverCodec) Decode(in reactor.View) error {
 		case rsClosed:
 			n := in.Len()
 			in.Skip(n)
-			if !s.lingerUntil.IsZero() && n > 0 && time.Now().After(s.lingerUntil) {
+			if x := s.x; x != nil && x.lingerUntil != 0 && n > 0 && time.Now().UnixNano() > x.lingerUntil {
 				s.conn.Close(nil)
 			}
-			return s.err
+			return s.connErr()
 		}
 	}
 	return nil
 }
 
 func (s *serverCodec) decodeHead(in reactor.View) (bool, error) {
+	x := s.ex()
 	h := requestHeadPool.Get().(*RequestHead)
 	defer putRequestHead(h)
-	buf := in.Peek(min(in.Len(), s.lim.MaxHeadBytes))
-	n, err := s.parser.Parse(buf, h)
+	buf := in.Peek(min(in.Len(), s.cfg.lim.MaxHeadBytes))
+	n, err := parseRequestHead(&x.scan, &s.cfg.reqMode, buf, h)
 	if err != nil || n == 0 {
 		return false, err
 	}
@@ -162,10 +194,10 @@ func (s *serverCodec) decodeHead(in reactor.View) (bool, error) {
 	case upgrade:
 		s.rstate = rsUpgradeWait
 	case kind == BodyLength:
-		s.rstate, s.remaining = rsLength, length
+		s.rstate, x.remaining = rsLength, length
 	case kind == BodyChunked:
 		s.rstate = rsChunked
-		s.chunked.Reset()
+		x.chunked.start(s.cfg)
 	default:
 		end = true
 		s.requestDone()
@@ -173,7 +205,8 @@ func (s *serverCodec) decodeHead(in reactor.View) (bool, error) {
 	s.sink.OnHeaders(s.id, hs, end)
 	if expect100 && !end && !upgrade && s.wstate == respNone && s.rstate != rsClosed && !s.sent100 {
 		s.sent100 = true
-		s.enc.dst = append(s.enc.dst[:0], "HTTP/1.1 100 Continue\r\n\r\n"...)
+		x := s.ex()
+		x.enc.dst = append(x.enc.dst[:0], "HTTP/1.1 100 Continue\r\n\r\n"...)
 		_ = s.writeScratch()
 	}
 	return true, nil
@@ -192,23 +225,24 @@ func (s *serverCodec) nextStream(h *RequestHead) {
 
 func (s *serverCodec) decodeChunked(in reactor.View) (more bool, err error) {
 	for s.rstate == rsChunked && in.Len() > 0 {
-		if left := s.chunked.dataLeft(); left > 0 {
+		cd := &s.x.chunked
+		if left := cd.dataLeft(); left > 0 {
 			k := int(min(int64(in.Len()), left))
-			s.chunked.skipData(k)
+			cd.skipData(k)
 			offer(s.sink, s.id, in, k, false)
 			continue
 		}
-		win := in.Peek(min(in.Len(), s.window))
-		data, n, err := s.chunked.Decode(win)
+		win := in.Peek(min(in.Len(), s.cfg.window))
+		data, n, err := cd.Decode(win)
 		if err != nil {
 			return false, err
 		}
 		if n == 0 {
 			return true, nil
 		}
-		if s.chunked.Done() {
+		if cd.Done() {
 			var t *blockHeaders
-			if tr := s.chunked.Trailers(); len(tr) > 0 {
+			if tr := cd.Trailers(); len(tr) > 0 {
 				t = newTrailerHeaders(win, int(spanOf(win, 0, tr[0].Name).off), n, tr)
 			}
 			in.Skip(n)
@@ -243,7 +277,7 @@ func (s *serverCodec) fail(err error) error {
 	inBody := s.rstate == rsLength || s.rstate == rsChunked || s.rstate == rsTunnel
 	prev := s.wstate
 	s.rstate = rsClosed
-	s.err = werr
+	s.ex().err = werr
 	if prev == respNone || prev == respDone {
 		s.writeError(StatusCode(err))
 	}
@@ -256,13 +290,14 @@ func (s *serverCodec) fail(err error) error {
 // writeError writes a final error response that closes the connection.
 func (s *serverCodec) writeError(code int) {
 	s.dropScratch()
-	b := s.enc.dst[:0]
+	x := s.ex()
+	b := x.enc.dst[:0]
 	b = append(b, "HTTP/1.1 "...)
 	b = appendStatusCode(b, code)
 	b = append(b, ' ')
 	b = append(b, reasonPhrase(code)...)
 	b = append(b, "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"...)
-	s.enc.dst = b[:0]
+	x.enc.dst = b[:0]
 	_ = s.conn.Write(b)
 	s.wstate = respDone
 }
@@ -293,13 +328,14 @@ func (s *serverCodec) OnEOF() {
 
 // EncodeHeaders implements protocol.Encoder: the response head of the current request.
 func (s *serverCodec) EncodeHeaders(id protocol.StreamID, h protocol.Headers, end bool) error {
-	if s.err != nil {
-		return s.err
+	if err := s.connErr(); err != nil {
+		return err
 	}
 	if id != s.id || s.wstate != respNone {
 		return ErrStreamState
 	}
-	e := &s.enc
+	x := s.ex()
+	e := &x.enc
 	e.begin(h)
 	code, ok := parseStatus(e.status)
 	switch {
@@ -321,8 +357,8 @@ func (s *serverCodec) EncodeHeaders(id protocol.StreamID, h protocol.Headers, en
 		// after it is the next request.
 		s.rstate = rsWait
 		s.sink.OnData(s.id, emptyView{}, 0, true)
-		if s.err != nil || s.wstate != respNone {
-			return s.err
+		if err := s.connErr(); err != nil || s.wstate != respNone {
+			return err // answered meanwhile (or failed); x is not released while respNone
 		}
 	}
 
@@ -373,7 +409,7 @@ func (s *serverCodec) EncodeHeaders(id protocol.StreamID, h protocol.Headers, en
 
 	s.wstate = state
 	if state == respLength {
-		s.wremaining = length
+		x.wremaining = length
 	}
 	if tunnel && s.rstate == rsUpgradeWait {
 		s.rstate = rsTunnel
@@ -401,7 +437,7 @@ func (s *serverCodec) encodeInterim(code int, h protocol.Headers) error {
 		}
 		s.sent100 = true
 	}
-	e := &s.enc
+	e := &s.ex().enc
 	start := len(e.dst)
 	e.dst = appendStatusLine(e.dst, code, e.status)
 	e.request, e.keepUpgrade, e.dropLength, e.forbidden = false, false, true, false
@@ -419,15 +455,16 @@ func (s *serverCodec) badResponse(err error) error {
 	s.writeError(502)
 	s.rstate = rsClosed
 	s.conn.Close(nil)
-	s.err = connError(err)
-	return s.err
+	werr := connError(err)
+	s.ex().err = werr
+	return werr
 }
 
 // EncodeData implements protocol.Encoder: body bytes of the current response, written with
 // the held head (if any) and the chunk framing in one writev, without copying p.
 func (s *serverCodec) EncodeData(id protocol.StreamID, p [][]byte, end bool) error {
-	if s.err != nil {
-		return s.err
+	if err := s.connErr(); err != nil {
+		return err
 	}
 	if id != s.id || s.wstate == respNone || s.wstate == respDone {
 		return ErrStreamState
@@ -443,10 +480,11 @@ func (s *serverCodec) EncodeData(id protocol.StreamID, p [][]byte, end bool) err
 			err = s.writeScratch()
 		}
 	case respLength:
-		if int64(n) > s.wremaining || (end && int64(n) != s.wremaining) {
+		x := s.x
+		if int64(n) > x.wremaining || (end && int64(n) != x.wremaining) {
 			return s.abortResponse(ErrBodyLength)
 		}
-		s.wremaining -= int64(n)
+		x.wremaining -= int64(n)
 		err = s.writeBody(p, n, "")
 	case respChunked:
 		err = s.writeBody(p, n, s.chunkFrame(n, end))
@@ -465,8 +503,8 @@ func (s *serverCodec) EncodeData(id protocol.StreamID, p [][]byte, end bool) err
 // EncodeTrailers implements protocol.Encoder: trailers end a chunked response; other
 // framings cannot carry them, so they are dropped.
 func (s *serverCodec) EncodeTrailers(id protocol.StreamID, t protocol.Headers) error {
-	if s.err != nil {
-		return s.err
+	if err := s.connErr(); err != nil {
+		return err
 	}
 	if id != s.id || s.wstate == respNone || s.wstate == respDone {
 		return ErrStreamState
@@ -475,7 +513,7 @@ func (s *serverCodec) EncodeTrailers(id protocol.StreamID, t protocol.Headers) e
 	case respChunked:
 		s.lastChunkWithTrailers(t)
 	case respLength:
-		if s.wremaining != 0 {
+		if s.x.wremaining != 0 {
 			return s.abortResponse(ErrBodyLength)
 		}
 	}
@@ -488,11 +526,12 @@ func (s *serverCodec) EncodeTrailers(id protocol.StreamID, t protocol.Headers) e
 
 // writeFailed records a write error: the connection is closing.
 func (s *serverCodec) writeFailed(err error) error {
-	s.err = connError(err)
+	werr := connError(err)
+	s.ex().err = werr
 	s.rstate = rsClosed
 	s.wstate = respDone
 	s.dropScratch()
-	return s.err
+	return werr
 }
 
 // finish ends the current response: the connection closes, or the next request is read.
@@ -513,6 +552,8 @@ func (s *serverCodec) finish() {
 		s.paused = false
 		s.conn.PauseRead(false) // re-delivers the pipelined bytes
 	}
+	// Callers use nothing of the exchange after finish.
+	s.releaseIfIdle()
 }
 
 // Lingering close bounds (nginx's lingering_timeout and lingering_time, shorter).
@@ -536,18 +577,19 @@ func (s *serverCodec) lingerClose() {
 		c.Close(nil)
 		return
 	}
-	s.lingerUntil = time.Now().Add(lingerTime)
+	s.ex().lingerUntil = time.Now().Add(lingerTime).UnixNano()
 	c.SetReadTimeout(lingerTimeout)
 }
 
 // abortResponse ends a response that can no longer be framed correctly.
 func (s *serverCodec) abortResponse(err error) error {
-	s.err = connError(err)
+	werr := connError(err)
+	s.ex().err = werr
 	s.rstate = rsClosed
 	s.wstate = respDone
 	s.dropScratch()
-	s.conn.Abort(s.err)
-	return s.err
+	s.conn.Abort(werr)
+	return werr
 }
 
 // Reset implements protocol.Encoder: HTTP/1.1 cannot abandon one exchange, so the
@@ -565,8 +607,8 @@ func (s *serverCodec) Reset(id protocol.StreamID, err error) {
 	s.rstate = rsClosed
 	s.wstate = respDone
 	s.dropScratch()
-	if s.err == nil {
-		s.err = connError(err)
+	if x := s.ex(); x.err == nil {
+		x.err = connError(err)
 	}
 	if started {
 		s.conn.Abort(err)

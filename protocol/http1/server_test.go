@@ -832,7 +832,7 @@ func TestServerLingeringClose(t *testing.T) {
 	if !p.conn.writeShut || p.conn.closed {
 		t.Fatalf("writeShut=%v closed=%v, want a lingering close", p.conn.writeShut, p.conn.closed)
 	}
-	if left := time.Until(s.lingerUntil); left <= 0 || left > lingerTime {
+	if left := time.Until(time.Unix(0, s.x.lingerUntil)); left <= 0 || left > lingerTime {
 		t.Fatalf("lingering for %v", left)
 	}
 	before := sink.body(1)
@@ -845,7 +845,7 @@ func TestServerLingeringClose(t *testing.T) {
 	if p.conn.closed || sink.body(1) != before || len(p.pending) != 0 {
 		t.Fatalf("closed=%v early, dropped bytes reached the sink, or %d bytes not drained", p.conn.closed, len(p.pending))
 	}
-	s.lingerUntil = time.Now().Add(-time.Millisecond) // lingerTime passed
+	s.x.lingerUntil = time.Now().Add(-time.Millisecond).UnixNano() // lingerTime passed
 	if err := p.feed(chunk); err != nil {
 		t.Fatal(err)
 	}
