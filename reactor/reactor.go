@@ -214,7 +214,7 @@ type Conn interface {
 	// executor even if the connection closed meanwhile, unless the timer was stopped; t may be
 	// embedded in the caller's struct, so arming allocates nothing. Executor.
 	//
-	// Resolution is Options.TimerTick (default 100 ms): fn never runs before d (nor before
+	// Resolution is Options.TimerTick (default 10 ms): fn never runs before d (nor before
 	// one tick) has passed since the call, and on an executor that is not overloaded it runs
 	// less than two ticks after that. See "Timers" in the package doc.
 	Schedule(t *Timer, d time.Duration, fn func())
@@ -266,7 +266,9 @@ type Options struct {
 	// TimerTick is the resolution of each executor's timing wheel, which runs idle and read
 	// timeouts and Conn.Schedule timers (those fire never before their deadline and, on an
 	// executor that keeps up, less than two ticks after it). The backend's ticker wakes once
-	// per tick; an executor with nothing armed does no work on it. Default 100ms.
+	// per tick; an executor with nothing armed does no work on it. Default 10ms: fine enough
+	// for per-try timeouts of tens of milliseconds, and the ticker runs only while timers are
+	// armed.
 	TimerTick time.Duration
 	// MaxConns caps concurrently open connections; past it new accepted connections are
 	// closed at once, without OnOpen. Dialed connections count towards the cap but are never
@@ -289,7 +291,7 @@ const (
 	DefaultMaxWriteBuffer    = 64 << 20
 	DefaultDialTimeout       = 5 * time.Second
 	DefaultCloseFlushTimeout = 5 * time.Second
-	DefaultTimerTick         = 100 * time.Millisecond
+	DefaultTimerTick         = 10 * time.Millisecond
 )
 
 // WithDefaults returns o with every zero field set to its default, and LowWatermark clamped
