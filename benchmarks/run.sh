@@ -2,7 +2,7 @@
 # Strait's whole-system benchmark: nginx, HAProxy and Strait (gnet, netpoll, stdnet) side by
 # side on one proxy core. See benchmarks/README.md.
 #
-#   benchmarks/run.sh [--short|--full] [--workloads l4,l4-idle,http,http-idle] [--targets nginx,haproxy,strait]
+#   benchmarks/run.sh [--short|--full] [--workloads l4,l4-idle,http,http-idle,h2,grpc] [--targets nginx,haproxy,strait]
 #                     [--results] [--no-install] [--no-strait | --strait-bin PATH] [--keep]
 #                     [-- straitbench flags...]
 #
@@ -78,14 +78,15 @@ if [[ $need_install == 1 ]]; then
     [[ $made_policy == 1 ]] && rm -f "$policy"
     [[ $apt_rc == 0 ]] || { log "apt-get install failed ($apt_rc)"; exit 1; }
   else
-    log "some peers are missing (nginx, libnginx-mod-stream, haproxy, wrk, gnuplot); install them or run as root without --no-install"
+    log "some peers are missing (nginx, libnginx-mod-stream, haproxy, wrk, h2load, gnuplot); install them or run as root without --no-install"
   fi
 fi
 
 # 2. The harness and the idle meter.
 bin="$here/out/bin"
 mkdir -p "$bin"
-(cd "$root" && go build -o "$bin/straitbench" ./benchmarks/cmd/straitbench && go build -o "$bin/idleconns" ./benchmarks/cmd/idleconns)
+(cd "$root" && go build -o "$bin/straitbench" ./benchmarks/cmd/straitbench && go build -o "$bin/idleconns" ./benchmarks/cmd/idleconns \
+  && go build -o "$bin/grpcload" ./benchmarks/cmd/grpcload)
 
 # 3. Strait, from this checkout, when it builds.
 strait_args=()

@@ -328,7 +328,7 @@ func (p *parser) staticResources(v any) {
 			p.failTranslated(res, err)
 			continue
 		}
-		if proto := cfg.ConnPool.Protocol; proto != "" && !p.reg.hasCodec(proto) {
+		if proto := cfg.ConnPool.Protocol; proto != "" && proto != pipeline.ProtocolDownstream && !p.reg.hasCodec(proto) {
 			p.fail(res, "typed_extension_protocol_options["+strconv.Quote(HTTPProtocolOptionsKey)+"].explicit_http_config",
 				fmt.Errorf("%w: the %s codec is not available in this program (codecs: %s)", ErrInvalid, proto, p.reg.codecList()))
 			continue

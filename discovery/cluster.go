@@ -18,6 +18,7 @@ import (
 	"github.com/strait-proxy/strait/discovery/lb/ringhash"
 	"github.com/strait-proxy/strait/discovery/lb/roundrobin"
 	"github.com/strait-proxy/strait/pipeline"
+	"github.com/strait-proxy/strait/protocol/http2"
 )
 
 // ClusterType is how a cluster finds its hosts.
@@ -108,8 +109,9 @@ type ClusterConfig struct {
 	DNSRefreshRate  time.Duration
 	DNSLookupFamily DNSLookupFamily
 	// ConnPool are the upstream HTTP connection pool settings (Envoy's
-	// typed_extension_protocol_options HttpProtocolOptions); the zero value follows the
-	// downstream protocol with the stream manager's defaults.
+	// typed_extension_protocol_options HttpProtocolOptions); the zero value chooses no
+	// protocol (the stream manager's default: HTTP/1.1 from an HTTP connection manager) and
+	// keeps the stream manager's other defaults.
 	ConnPool pipeline.ConnPoolOptions
 }
 
@@ -184,9 +186,19 @@ func (c *ClusterConfig) Validate() error {
 		}
 	}
 	switch c.ConnPool.Protocol {
-	case "", CodecHTTP1, CodecHTTP2:
+	case "", CodecHTTP1, CodecHTTP2, pipeline.ProtocolDownstream:
 	default:
-		e.add("conn_pool.protocol", fmt.Errorf("%w: %q (want http1, http2 or empty)", ErrInvalid, c.ConnPool.Protocol))
+		e.add("conn_pool.protocol", fmt.Errorf("%w: %q (want http1, http2, %s or empty)", ErrInvalid, c.ConnPool.Protocol, pipeline.ProtocolDownstream))
+	}
+	for name, cc := range c.ConnPool.CodecConfigs {
+		h2, ok := cc.(http2.Config)
+		if name != CodecHTTP2 || !ok {
+			e.add("conn_pool.codec_configs", fmt.Errorf("%w: %q: %T (want an http2.Config under %q)", ErrInvalid, name, cc, CodecHTTP2))
+			continue
+		}
+		if err := h2.Validate(); err != nil {
+			e.add("conn_pool.codec_configs", fmt.Errorf("%w: %w", ErrInvalid, err))
+		}
 	}
 	if c.ConnPool.MaxRequestsPerConnection < 0 || c.ConnPool.IdleTimeout < 0 || c.ConnPool.MaxConcurrentStreams < 0 {
 		e.add("conn_pool", fmt.Errorf("%w: negative limits", ErrInvalid))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strait-proxy/strait/pipeline"
 	"github.com/strait-proxy/strait/pipeline/stream"
+	"github.com/strait-proxy/strait/protocol/http2"
 )
 
 // Envoy's HTTP connection manager and its router filter.
@@ -55,9 +56,12 @@ func DecodeHTTPConnectionManager(reg *Registry, a *anypb.Any) (pipeline.NetworkF
 // that order), HTTP1, HTTP2; route_config (inline, see TranslateRouteConfiguration);
 // http_filters (registered HTTP filters, then the router last);
 // common_http_protocol_options.idle_timeout (absent: stream.DefaultIdleTimeout; 0s
-// disables) and .max_requests_per_connection; stream_idle_timeout;
-// http2_protocol_options.max_concurrent_streams. Any other populated field is an error
-// naming it; errors are relative to the connection manager's typed_config.
+// disables) and .max_requests_per_connection; stream_idle_timeout; http2_protocol_options
+// (translateHTTP2Options: the listener's own HTTP/2 codec configuration, CodecConfigs
+// "http2"; max_concurrent_streams also bounds the manager's streams per connection). Any
+// other populated field is an error naming it; errors are relative to the connection
+// manager's typed_config. Clusters that choose no upstream protocol are spoken to over
+// HTTP/1.1 (DefaultUpstreamCodec "http1", Envoy's default) when the program has that codec.
 func TranslateHTTPConnectionManager(m *hcmv3.HttpConnectionManager, reg *Registry) (*stream.Config, error) {
 	var e errs
 	if reg == nil {
@@ -69,6 +73,9 @@ func TranslateHTTPConnectionManager(m *hcmv3.HttpConnectionManager, reg *Registr
 		e.add("stat_prefix", fmt.Errorf("%w: stat_prefix is required", ErrInvalid))
 	}
 	cfg.Codecs = hcmCodecs(m, reg, &e)
+	if reg.hasCodec(CodecHTTP1) {
+		cfg.DefaultUpstreamCodec = CodecHTTP1
+	}
 
 	switch rs := m.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_RouteConfig:
@@ -101,8 +108,12 @@ func TranslateHTTPConnectionManager(m *hcmv3.HttpConnectionManager, reg *Registr
 		if !slices.Contains(cfg.Codecs, CodecHTTP2) && len(cfg.Codecs) > 0 {
 			e.add("http2_protocol_options", fmt.Errorf("%w: set, but the connection manager does not speak HTTP/2 (codecs: %v)", ErrInvalid, cfg.Codecs))
 		}
+		h2cfg := translateHTTP2Options(h2, "http2_protocol_options", &e)
 		if n := h2.GetMaxConcurrentStreams(); n != nil {
 			cfg.MaxStreams = int(n.GetValue())
+		}
+		if slices.Contains(cfg.Codecs, CodecHTTP2) && h2cfg != (http2.Config{}) {
+			cfg.CodecConfigs = map[string]any{CodecHTTP2: h2cfg}
 		}
 	}
 

@@ -20,6 +20,7 @@ import (
 	"github.com/strait-proxy/strait/pipeline/router"
 	"github.com/strait-proxy/strait/pipeline/stream"
 	"github.com/strait-proxy/strait/protocol"
+	"github.com/strait-proxy/strait/protocol/http2"
 )
 
 // addHeaderConfig is a user HTTP filter configured through a TypedStruct: it sets one
@@ -124,6 +125,8 @@ func TestParseHTTPProxyExample(t *testing.T) {
 		MaxRequestsPerConnection: 1000,
 		MaxStreams:               256,
 		Dispatch:                 stream.DispatchPool,
+		DefaultUpstreamCodec:     "http1",
+		CodecConfigs:             map[string]any{"http2": http2.Config{MaxConcurrentStreams: 256}},
 	}
 	if !reflect.DeepEqual(*sc, want) {
 		t.Errorf("stream config\n got %+v\nwant %+v", *sc, want)
@@ -136,7 +139,7 @@ func TestParseHTTPProxyExample(t *testing.T) {
 	wantPools := map[string]pipeline.ConnPoolOptions{
 		"api":        {Protocol: "http1", MaxRequestsPerConnection: 10000, IdleTimeout: 30 * time.Second},
 		"api-canary": {},
-		"web":        {Protocol: "http2", MaxConcurrentStreams: 100},
+		"web":        {Protocol: "http2", MaxConcurrentStreams: 100, CodecConfigs: map[string]any{"http2": http2.Config{MaxConcurrentStreams: 100}}},
 	}
 	if !reflect.DeepEqual(pools, wantPools) {
 		t.Errorf("connection pools\n got %+v\nwant %+v", pools, wantPools)
@@ -702,13 +705,16 @@ func TestRegistryHTTPFilters(t *testing.T) {
 func TestSnapshotBuildsFactories(t *testing.T) {
 	codecs := protocol.NewRegistry()
 	for _, name := range testCodecs {
-		err := codecs.Register(protocol.Codec{
+		c := protocol.Codec{
 			Name:      name,
 			Detect:    func([]byte) protocol.Match { return protocol.No },
 			NewServer: func(reactorConn, protocol.Sink) protocol.ServerCodec { return nil },
 			NewClient: func(reactorConn) protocol.ClientCodec { return nil },
-		})
-		if err != nil {
+		}
+		if name == "http2" {
+			c = http2.NewCodec(http2.Config{}) // the real one: listeners configure it
+		}
+		if err := codecs.Register(c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -736,7 +742,7 @@ func TestSnapshotBuildsFactories(t *testing.T) {
 			}
 			for _, c := range cm.Clusters() {
 				var cps pipeline.ConnPoolSettings = c
-				if cps.ConnPool() != c.Config().ConnPool {
+				if !reflect.DeepEqual(cps.ConnPool(), c.Config().ConnPool) {
 					t.Errorf("cluster %q: ConnPool() %+v", c.Name(), cps.ConnPool())
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/strait-proxy/strait/pipeline"
+	"github.com/strait-proxy/strait/protocol/http2"
 )
 
 // HTTPProtocolOptionsKey is the typed_extension_protocol_options key (and message type) of a
@@ -16,10 +17,14 @@ const HTTPProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolO
 
 // translateHTTPProtocolOptions maps a cluster's HttpProtocolOptions onto its connection
 // pool settings. Supported: explicit_http_config.http_protocol_options (Protocol "http1"),
-// explicit_http_config.http2_protocol_options (Protocol "http2", max_concurrent_streams),
-// use_downstream_protocol_config (Protocol "", with http2_protocol_options.
-// max_concurrent_streams for HTTP/2 downstreams), common_http_protocol_options.idle_timeout
-// and .max_requests_per_connection. Errors are placed under path.
+// explicit_http_config.http2_protocol_options (Protocol "http2"),
+// use_downstream_protocol_config (Protocol pipeline.ProtocolDownstream), both with
+// http2_protocol_options translated by translateHTTP2Options into CodecConfigs "http2" (and
+// max_concurrent_streams into MaxConcurrentStreams), common_http_protocol_options.
+// idle_timeout and .max_requests_per_connection. A cluster without HttpProtocolOptions
+// chooses no protocol: the stream manager's default applies (HTTP/1.1 from an HTTP
+// connection manager, as in Envoy; an RPC proxy's own protocol). Errors are placed under
+// path.
 func translateHTTPProtocolOptions(a *anypb.Any, path string, e *errs) pipeline.ConnPoolOptions {
 	var out pipeline.ConnPoolOptions
 	if a.GetTypeUrl() != "type.googleapis.com/"+HTTPProtocolOptionsKey {
@@ -44,9 +49,16 @@ func translateHTTPProtocolOptions(a *anypb.Any, path string, e *errs) pipeline.C
 			out.MaxRequestsPerConnection = int(m.GetValue())
 		}
 	}
-	h2streams := func(h2 *corev3.Http2ProtocolOptions) {
+	h2options := func(h2 *corev3.Http2ProtocolOptions, field string) {
+		if h2 == nil {
+			return
+		}
+		cfg := translateHTTP2Options(h2, joinPath(path, field), e)
 		if m := h2.GetMaxConcurrentStreams(); m != nil {
 			out.MaxConcurrentStreams = int(m.GetValue())
+		}
+		if cfg != (http2.Config{}) {
+			out.CodecConfigs = map[string]any{CodecHTTP2: cfg}
 		}
 	}
 	switch p := o.GetUpstreamProtocolOptions().(type) {
@@ -56,14 +68,15 @@ func translateHTTPProtocolOptions(a *anypb.Any, path string, e *errs) pipeline.C
 			out.Protocol = CodecHTTP1
 		case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions:
 			out.Protocol = CodecHTTP2
-			h2streams(c.Http2ProtocolOptions)
+			h2options(c.Http2ProtocolOptions, "explicit_http_config.http2_protocol_options")
 		case nil:
 			e.add(joinPath(path, "explicit_http_config"), missing("one of http_protocol_options and http2_protocol_options is required"))
 		default:
 			// http3_protocol_options: checkSupported.
 		}
 	case *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig:
-		h2streams(p.UseDownstreamProtocolConfig.GetHttp2ProtocolOptions())
+		out.Protocol = pipeline.ProtocolDownstream
+		h2options(p.UseDownstreamProtocolConfig.GetHttp2ProtocolOptions(), "use_downstream_protocol_config.http2_protocol_options")
 	case nil:
 		e.add(path, missing("one of explicit_http_config and use_downstream_protocol_config is required"))
 	default:

@@ -255,7 +255,13 @@ func supportedFields(name protoreflect.FullName) ([]string, bool) {
 	case "envoy.config.core.v3.Http1ProtocolOptions":
 		return []string{}, true
 	case "envoy.config.core.v3.Http2ProtocolOptions":
-		return []string{"max_concurrent_streams"}, true
+		// Mapped onto http2.Config by translateHTTP2Options.
+		return []string{
+			"hpack_table_size", "max_concurrent_streams", "initial_stream_window_size",
+			"initial_connection_window_size", "max_outbound_frames", "max_outbound_control_frames",
+			"max_consecutive_inbound_frames_with_empty_payload", "max_inbound_priority_frames_per_stream",
+			"max_inbound_window_update_frames_per_data_frame_sent",
+		}, true
 
 	// HTTP connection manager.
 	case "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager":

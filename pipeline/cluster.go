@@ -115,10 +115,21 @@ type ConnPoolSettings interface {
 	ConnPool() ConnPoolOptions
 }
 
+// ProtocolDownstream as ConnPoolOptions.Protocol makes a cluster speak the downstream
+// connection's protocol (Envoy's use_downstream_protocol_config).
+const ProtocolDownstream = "downstream"
+
 // ConnPoolOptions configure the stream manager's upstream connection pools for a cluster.
 type ConnPoolOptions struct {
-	// Protocol forces the upstream codec ("http1", "http2"); empty follows the downstream.
+	// Protocol is the upstream codec ("http1", "http2"), ProtocolDownstream for the
+	// downstream connection's, or empty for the stream manager's default (the HTTP
+	// connection manager's is HTTP/1.1, as Envoy's; an RPC proxy's is its own protocol).
 	Protocol string
+	// CodecConfigs are the upstream codecs' own configurations, by codec name (an
+	// http2.Config under "http2": the cluster's http2_protocol_options), applied with
+	// protocol.Codec.Configure when a pool is created. A codec not named keeps the program's
+	// configuration.
+	CodecConfigs map[string]any
 	// MaxRequestsPerConnection retires a connection after this many streams (0: unlimited).
 	MaxRequestsPerConnection int
 	// IdleTimeout closes a connection that carried no stream for this long; 0 means the

@@ -30,6 +30,12 @@ type Codec struct {
 	NewServer func(c reactor.Conn, sink Sink) ServerCodec
 	// NewClient makes the upstream codec of a connection.
 	NewClient func(c reactor.Conn) ClientCodec
+	// Configure returns this codec bound to another configuration of the codec's own type
+	// (an http2.Config from a listener's or a cluster's http2_protocol_options): limits that
+	// differ per listener or per cluster. Fields left zero keep this codec's values. Nil when
+	// the codec takes no configuration; an error for a value of the wrong type or an invalid
+	// one.
+	Configure func(cfg any) (Codec, error)
 }
 
 // Registry holds the codecs a program knows, in the order they were registered. cmd/strait

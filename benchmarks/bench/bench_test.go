@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -117,18 +118,26 @@ func TestTemplatesRender(t *testing.T) {
 	}
 	d.Transport = "netpoll"
 	d.StreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
-	b, err := Render(backendTemplate, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"worker_processes 1;", "listen 127.0.0.1:4100", `return 200 "hello world\n";`, "keepalive_requests 4294967295;", "worker_connections 19000;"} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("backend config lacks %q:\n%s", want, b)
+	for tmpl, listen := range map[string]string{backendTemplate: "listen 127.0.0.1:4100 ", backendH2CTemplate: "listen 127.0.0.1:4100 http2 "} {
+		b, err := Render(tmpl, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"worker_processes 1;", listen, `return 200 "hello world\n";`, "keepalive_requests 4294967295;", "worker_connections 19000;"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("backend config %s lacks %q:\n%s", tmpl, want, b)
+			}
 		}
 	}
 	for _, w := range Workloads() {
 		for _, k := range []Kind{KindNginx, KindHAProxy, KindStrait} {
 			b, err := Render(templateName(w.Mode, k), d)
+			if _, left := w.Without[k]; left {
+				if !errors.Is(err, ErrNoTemplate) {
+					t.Errorf("%s leaves %s out but has a template for it (%v)", w.Mode, k, err)
+				}
+				continue
+			}
 			if err != nil {
 				t.Fatalf("%s/%s: %v", w.Mode, k, err)
 			}
@@ -136,9 +145,12 @@ func TestTemplatesRender(t *testing.T) {
 			switch k {
 			case KindNginx:
 				wants := []string{"worker_processes 1;", "listen 127.0.0.1:4100", "127.0.0.1:4200"}
-				if w.Mode == "l4" {
+				switch w.Mode {
+				case "l4":
 					wants = append(wants, "load_module /usr/lib/nginx/modules/ngx_stream_module.so;")
-				} else {
+				case "grpc":
+					wants = append(wants, "keepalive 256;", "listen 127.0.0.1:4100 http2", "grpc_pass grpc://backend;")
+				default:
 					wants = append(wants, "keepalive 256;", "proxy_http_version 1.1;", `proxy_set_header Connection "";`)
 				}
 				for _, want := range wants {
@@ -147,13 +159,20 @@ func TestTemplatesRender(t *testing.T) {
 					}
 				}
 			case KindHAProxy:
-				for _, want := range []string{"nbthread 1", "maxconn 9000", "bind 127.0.0.1:4100", "127.0.0.1:4200"} {
+				wants := []string{"nbthread 1", "maxconn 9000", "bind 127.0.0.1:4100", "127.0.0.1:4200"}
+				if w.Backend != BackendHTTP1 {
+					wants = append(wants, "bind 127.0.0.1:4100 proto h2", "server backend 127.0.0.1:4200 proto h2")
+				}
+				for _, want := range wants {
 					if !strings.Contains(s, want) {
 						t.Errorf("%s haproxy config lacks %q", w.Mode, want)
 					}
 				}
 			case KindStrait:
 				checkStraitBootstrap(t, b)
+				if w.Backend != BackendHTTP1 && (!strings.Contains(s, "codec_type: HTTP2") || !strings.Contains(s, "http2_protocol_options: {}")) {
+					t.Errorf("%s strait config does not speak HTTP/2 on both sides:\n%s", w.Mode, s)
+				}
 			}
 		}
 	}
@@ -244,8 +263,8 @@ func TestStats(t *testing.T) {
 func testPlan() Plan {
 	return Plan{
 		Workloads: Workloads(), Targets: AllTargets(true), Rounds: 3, Duration: 5 * time.Second,
-		Threads: 1, Conns: 64, IdleConns: 8000, IdleHold: 3 * time.Second, ProxyCPU: 0, LoadCPU: 1,
-		WorkDir: "/tmp", Tools: Tools{Strait: "/bin/strait"},
+		Threads: 1, Conns: 64, Streams: 10, GRPCConns: 8, IdleConns: 8000, IdleHold: 3 * time.Second, ProxyCPU: 0, LoadCPU: 1,
+		WorkDir: "/tmp", Tools: Tools{Strait: "/bin/strait", H2load: "/usr/bin/h2load", GRPCLoad: "/bin/grpcload"},
 	}
 }
 
@@ -340,6 +359,10 @@ func TestPlanValidate(t *testing.T) {
 		"too many idle conns": func(p *Plan) { p.IdleConns = 20000 },
 		"no rounds":           func(p *Plan) { p.Rounds = 0 },
 		"strait without bin":  func(p *Plan) { p.Tools.Strait = "" },
+		"h2 without h2load":   func(p *Plan) { p.Tools.H2load = "" },
+		"h2 without streams":  func(p *Plan) { p.Streams = 0 },
+		"grpc without load":   func(p *Plan) { p.Tools.GRPCLoad = "" },
+		"grpc conns > calls":  func(p *Plan) { p.GRPCConns = 65 },
 	} {
 		p := testPlan()
 		mut(&p)
@@ -414,5 +437,113 @@ func TestWriteReportChart(t *testing.T) {
 	b, err := os.ReadFile(md)
 	if err != nil || !strings.Contains(string(b), "No chart") || !strings.Contains(string(b), "| haproxy |") {
 		t.Fatalf("report after chart failure: %v\n%s", err, b)
+	}
+}
+
+const h2loadOut = `starting benchmark...
+spawning thread #0: 64 total client(s). Timing-based test with 0s of warm-up time and 5s of main duration for each client.
+Main benchmark duration is over for thread #0. Stopping all clients.
+Stopped all clients for thread #0
+
+finished in 5.00s, 35650.00 req/s, 1.19MB/s
+requests: 178250 total, 178890 started, 178250 done, 178240 succeeded, 10 failed, 3 errored, 1 timeout
+status codes: 178240 2xx, 0 3xx, 4 4xx, 6 5xx
+traffic: 5.95MB (6240032) total, 1.02MB (1069500) headers (space savings 95.24%), 2.04MB (2139000) data
+                     min         max         mean         sd        +/- sd
+time for request:      208us     42.41ms     17.86ms      4.06ms    70.00%
+`
+
+func TestParseH2load(t *testing.T) {
+	r, err := ParseH2load(h2loadOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := H2loadResult{RPS: 35650, Total: 178250, Done: 178250, Succeeded: 178240, Failed: 10, Errored: 3, Timeout: 1,
+		Status2xx: 178240, Status4xx: 4, Status5xx: 6}
+	if r != want {
+		t.Fatalf("ParseH2load = %+v, want %+v", r, want)
+	}
+	for _, bad := range []string{
+		"",
+		strings.Replace(h2loadOut, "finished in", "ended in", 1),
+		strings.Replace(h2loadOut, "10 failed", "x failed", 1),
+		strings.Replace(h2loadOut, "6 5xx", "6 5xx, 1 6xx", 1),
+		strings.Replace(h2loadOut, "35650.00 req/s", "NaN req/s", 1),
+	} {
+		if _, err := ParseH2load(bad); !errors.Is(err, ErrH2loadOutput) {
+			t.Errorf("ParseH2load(%.60q...) err = %v, want ErrH2loadOutput", bad, err)
+		}
+	}
+	var log strings.Builder
+	for i := 1; i <= 1000; i++ {
+		fmt.Fprintf(&log, "1764150000%06d\t200\t%d\n", i, i*10)
+	}
+	p50, p99, n, err := ParseH2loadLog(strings.NewReader(log.String()))
+	if err != nil || n != 1000 || p50 != 5000*time.Microsecond || p99 != 9900*time.Microsecond {
+		t.Fatalf("ParseH2loadLog = %v %v %d %v", p50, p99, n, err)
+	}
+	for _, bad := range []string{"", "1\t200\n", "1\t200\tx\n", "1\t200\t-5\n"} {
+		if _, _, _, err := ParseH2loadLog(strings.NewReader(bad)); !errors.Is(err, ErrH2loadOutput) {
+			t.Errorf("ParseH2loadLog(%q) err = %v, want ErrH2loadOutput", bad, err)
+		}
+	}
+}
+
+func FuzzParseH2load(f *testing.F) {
+	f.Add(h2loadOut)
+	f.Add("finished in 1s, 1 req/s, 1B/s\nrequests: 1 total, 1 started, 1 done, 1 succeeded, 0 failed, 0 errored, 0 timeout\nstatus codes: 1 2xx, 0 3xx, 0 4xx, 0 5xx\n")
+	f.Add("requests: -1 total")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseH2load(s)
+		if err == nil && (r.RPS < 0 || math.IsNaN(r.RPS) || r.Done < 0 || r.Status2xx < 0) {
+			t.Fatalf("implausible result %+v accepted", r)
+		}
+		if err != nil && !errors.Is(err, ErrH2loadOutput) {
+			t.Fatalf("err %v is not ErrH2loadOutput", err)
+		}
+		p50, p99, n, err := ParseH2loadLog(strings.NewReader(s))
+		if err == nil && (n < 1 || p50 < 0 || p99 < p50) {
+			t.Fatalf("log: implausible %v %v %d", p50, p99, n)
+		}
+	})
+}
+
+// Modes without nginx (h2) take their ratios to HAProxy, and say why nginx is missing.
+func TestReportH2Mode(t *testing.T) {
+	plan := testPlan()
+	var ss []Sample
+	for round := 1; round <= 3; round++ {
+		ss = append(ss,
+			Sample{Workload: "h2", Target: "direct", Round: round, RPS: 100000, P99Ms: 1, Seconds: 5},
+			Sample{Workload: "h2", Target: "haproxy", Round: round, RPS: 40000, P99Ms: 4, ProxyCores: 1, Seconds: 5},
+			Sample{Workload: "h2", Target: "strait-gnet", Round: round, RPS: 30000, P99Ms: 5, ProxyCores: 1, Seconds: 5},
+			Sample{Workload: "grpc", Target: "nginx", Round: round, RPS: 20000, P99Ms: 5, ProxyCores: 1, Seconds: 5},
+			Sample{Workload: "grpc", Target: "strait-gnet", Round: round, RPS: 10000, P99Ms: 9, ProxyCores: 1, Seconds: 5},
+		)
+	}
+	rows := Summarize(plan, "h2", ss)
+	if refName(rows) != "haproxy" {
+		t.Fatalf("h2 reference = %s, want haproxy", refName(rows))
+	}
+	for _, r := range rows {
+		if r.Target.Name == "strait-gnet" && r.RPSRatio != 0.75 {
+			t.Fatalf("strait-gnet h2 ratio = %v, want 0.75 of HAProxy", r.RPSRatio)
+		}
+	}
+	md := string(renderMarkdown(plan, Meta{}, ss, "r.png", nil))
+	for _, want := range []string{
+		"## H2", "Ratios are to haproxy in this run.", "| target | req/s | vs haproxy |",
+		"- No nginx row: nginx cannot proxy to an HTTP/2 upstream",
+		"`h2load -t1 -c64 -m10 -D5` (640 streams in flight",
+		"## GRPC", "Ratios are to nginx in this run.", "`grpcload -conns 8 -concurrency 64 -duration 5s`",
+		"| strait-gnet | 10.0k | 0.50 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q\n%s", want, md)
+		}
+	}
+	h2 := Workloads()[4]
+	if h2.Name != "h2" || h2.Runs(Target{Name: "nginx", Kind: KindNginx}) || !h2.Runs(Target{Kind: KindHAProxy}) || !h2.Runs(Target{Kind: KindDirect}) {
+		t.Fatalf("h2 workload targets wrong: %+v", h2)
 	}
 }

@@ -3,10 +3,12 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/http2"
+
+	"github.com/strait-proxy/strait/benchmarks/grpcload"
 	"github.com/strait-proxy/strait/benchmarks/idlemeter"
 )
 
@@ -135,9 +140,34 @@ func (ps *Procs) StopAll(grace time.Duration) {
 	}
 }
 
-// WaitHTTP waits until addr answers GET / with 200 and body "hello world\n" through whatever
-// proxy is in front of the backend, failing early if p (when non-nil) exits.
-func WaitHTTP(ctx context.Context, addr string, p *Proc, timeout time.Duration) error {
+// Protocol is how the harness talks to a server to see that it is ready.
+type Protocol int
+
+// Protocols.
+const (
+	// ProtoHTTP1: GET / over HTTP/1.1 answers 200 "hello world\n".
+	ProtoHTTP1 Protocol = iota
+	// ProtoH2C: GET / over cleartext HTTP/2 (prior knowledge) answers 200 "hello world\n".
+	ProtoH2C
+	// ProtoGRPC: a TestService/UnaryCall answers "hello world\n".
+	ProtoGRPC
+)
+
+// protocolOf is the protocol requests to a backend kind (and the proxies in front of it)
+// speak.
+func protocolOf(b Backend) Protocol {
+	switch b {
+	case BackendH2C:
+		return ProtoH2C
+	case BackendGRPC:
+		return ProtoGRPC
+	}
+	return ProtoHTTP1
+}
+
+// WaitReady waits until addr answers correctly over proto, through whatever proxy is in
+// front of the backend, failing early if p (when non-nil) exits.
+func WaitReady(ctx context.Context, proto Protocol, addr string, p *Proc, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
@@ -146,7 +176,15 @@ func WaitHTTP(ctx context.Context, addr string, p *Proc, timeout time.Duration) 
 				return fmt.Errorf("%w: %s exited: %v (log %s)", ErrNotReady, p.Name, err, p.Log)
 			}
 		}
-		if last = probe(addr); last == nil {
+		switch proto {
+		case ProtoH2C:
+			last = probeH2C(ctx, addr)
+		case ProtoGRPC:
+			last = grpcload.Probe(ctx, addr, 2*time.Second)
+		default:
+			last = probe(addr)
+		}
+		if last == nil {
 			return nil
 		}
 		select {
@@ -156,6 +194,42 @@ func WaitHTTP(ctx context.Context, addr string, p *Proc, timeout time.Duration) 
 		}
 	}
 	return fmt.Errorf("%w: %s after %v: %w", ErrNotReady, addr, timeout, last)
+}
+
+// WaitHTTP is WaitReady over HTTP/1.1.
+func WaitHTTP(ctx context.Context, addr string, p *Proc, timeout time.Duration) error {
+	return WaitReady(ctx, ProtoHTTP1, addr, p, timeout)
+}
+
+// probeH2C sends one GET over cleartext HTTP/2 and checks the response.
+func probeH2C(ctx context.Context, addr string) error {
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || string(b) != "hello world\n" {
+		return fmt.Errorf("%w: h2c %d %q", idlemeter.ErrResponse, resp.StatusCode, b)
+	}
+	return nil
 }
 
 // probe sends one request and checks the response body.

@@ -58,10 +58,10 @@ func Summarize(plan Plan, mode string, samples []Sample) []Row {
 		if w.Mode != mode {
 			continue
 		}
-		switch w.Tool {
-		case ToolWrk:
+		switch {
+		case w.Tool.throughput():
 			wrkW = w
-		case ToolIdle:
+		case w.Tool == ToolIdle:
 			idleW = w
 		}
 	}
@@ -105,12 +105,10 @@ func Summarize(plan Plan, mode string, samples []Sample) []Row {
 		row.RPSSamples, row.KBSamples = len(rps), len(kb)
 		rows = append(rows, row)
 	}
-	var ref, direct *Row
+	var direct *Row
+	ref := refRow(rows)
 	for i := range rows {
-		switch rows[i].Target.Kind {
-		case KindNginx:
-			ref = &rows[i]
-		case KindDirect:
+		if rows[i].Target.Kind == KindDirect {
 			direct = &rows[i]
 		}
 	}
@@ -127,6 +125,26 @@ func Summarize(plan Plan, mode string, samples []Sample) []Row {
 		}
 	}
 	return rows
+}
+
+// refRow is the row ratios are taken to: nginx's, or HAProxy's in a mode without nginx.
+func refRow(rows []Row) *Row {
+	for _, k := range []Kind{KindNginx, KindHAProxy} {
+		for i := range rows {
+			if rows[i].Target.Kind == k {
+				return &rows[i]
+			}
+		}
+	}
+	return nil
+}
+
+// refName names the reference of a mode's ratios.
+func refName(rows []Row) string {
+	if r := refRow(rows); r != nil {
+		return r.Target.Name
+	}
+	return "nginx"
 }
 
 // planModes lists the plan's modes in workload order.
@@ -169,10 +187,10 @@ func renderMarkdown(plan Plan, meta Meta, samples []Sample, png string, chartErr
 	for _, v := range meta.Versions {
 		p("- %s: %s\n", v[0], v[1])
 	}
-	p("- Setup: proxy alone on CPU %d (one worker / thread / event loop, GOMAXPROCS=1 for Strait); backend nginx (one worker, `return 200 \"hello world\\n\"`) and load generator on CPU %d.\n",
+	p("- Setup: proxy alone on CPU %d (one worker / thread / event loop, GOMAXPROCS=1 for Strait); backend (nginx with one worker, or the grpc-go backend for gRPC; see each table) and load generator on CPU %d.\n",
 		plan.ProxyCPU, plan.LoadCPU)
-	p("- Load: `wrk -t%d -c%d -d%ds --latency`, %d round(s), targets alternating within each round, fresh proxy process per measurement",
-		plan.Threads, plan.Conns, int(plan.Duration/time.Second), plan.Rounds)
+	p("- Load: %d s per measurement with the load generator each table names, %d round(s), targets alternating within each round, fresh proxy process per measurement",
+		int(plan.Duration/time.Second), plan.Rounds)
 	if plan.Warmup > 0 {
 		p(" after a %v unrecorded warm-up", plan.Warmup)
 	}
@@ -198,10 +216,17 @@ func renderMarkdown(plan Plan, meta Meta, samples []Sample, png string, chartErr
 
 	for _, mode := range planModes(plan) {
 		rows := Summarize(plan, mode, samples)
+		ref := refName(rows)
 		p("## %s\n\n", strings.ToUpper(mode))
 		for _, w := range plan.Workloads {
 			if w.Mode == mode {
 				p("- `%s`: %s.\n", w.Name, w.About)
+				p("- Load: %s.\n", loadLine(plan, w))
+				for _, k := range []Kind{KindNginx, KindHAProxy, KindStrait} {
+					if why, ok := w.Without[k]; ok {
+						p("- No %s row: %s.\n", k, why)
+					}
+				}
 			}
 		}
 		per := "idle conn"
@@ -211,8 +236,8 @@ func renderMarkdown(plan Plan, meta Meta, samples []Sample, png string, chartErr
 				p("- Memory is per %s.\n", w.PerLong)
 			}
 		}
-		p("\nMedians of %d round(s); the range (min–max over rounds) is in brackets. Ratios are to nginx in this run.\n\n", plan.Rounds)
-		p("| target | req/s | vs nginx | p99 | added p99 | proxy CPU | proxy CPU per request | vs nginx | RSS per %s | vs nginx |\n", per)
+		p("\nMedians of %d round(s); the range (min–max over rounds) is in brackets. Ratios are to %s in this run.\n\n", plan.Rounds, ref)
+		p("| target | req/s | vs %[2]s | p99 | added p99 | proxy CPU | proxy CPU per request | vs %[2]s | RSS per %[1]s | vs %[2]s |\n", per, ref)
 		p("|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range rows {
 			name := r.Target.Name
@@ -267,6 +292,24 @@ func renderMarkdown(plan Plan, meta Meta, samples []Sample, png string, chartErr
 			s.ProxyCores, 100*s.OtherProxyCPU, 100*s.OtherLoadCPU)
 	}
 	return b.Bytes()
+}
+
+// loadLine describes a workload's load generator and backend.
+func loadLine(plan Plan, w Workload) string {
+	d := int(plan.Duration / time.Second)
+	switch w.Tool {
+	case ToolWrk:
+		return fmt.Sprintf("`wrk -t%d -c%d -d%ds --latency`; backend nginx (one worker, `return 200 \"hello world\\n\"`) over HTTP/1.1", plan.Threads, plan.Conns, d)
+	case ToolH2load:
+		return fmt.Sprintf("`h2load -t1 -c%d -m%d -D%d` (%d streams in flight; p50 and p99 from its per-request log); backend nginx (one worker, `listen ... http2`, `return 200 \"hello world\\n\"`)",
+			plan.Conns, plan.Streams, d, plan.Conns*plan.Streams)
+	case ToolGRPC:
+		return fmt.Sprintf("`grpcload -conns %d -concurrency %d -duration %ds` (benchmarks/cmd/grpcload: grpc-go, %d unary calls in flight over %d HTTP/2 connections); backend grpc-go (`grpcload -serve`, GOMAXPROCS=1)",
+			plan.GRPCConns, plan.Conns, d, plan.Conns, plan.GRPCConns)
+	case ToolIdle:
+		return fmt.Sprintf("%d idle connections from distinct 127.0.0.0/8 source addresses, one request each, held %v", plan.IdleConns, plan.IdleHold)
+	}
+	return string(w.Tool)
 }
 
 // noiseVerdict summarizes how much CPU other processes took during the measurements.
@@ -415,7 +458,7 @@ func writeChart(gnuplot, pngPath string, plan Plan, samples []Sample) error {
 	fmt.Fprintf(&gp, "set terminal pngcairo size %d,%d font 'DejaVu Sans,10'\n", max(420, 120+85*bars)*cols, 40+420*rows)
 	fmt.Fprintf(&gp, "set output %q\n", pngPath)
 	fmt.Fprintf(&gp, "set multiplot layout %d,%d title %q\n", rows, cols,
-		fmt.Sprintf("Strait vs peers, one proxy core, medians of %d round(s); labels: value (ratio to nginx); bars: min-max", plan.Rounds))
+		fmt.Sprintf("Strait vs peers, one proxy core, medians of %d round(s); labels: value (ratio to nginx, or HAProxy without nginx); bars: min-max", plan.Rounds))
 	gp.WriteString("set style fill solid 0.85 border -1\nset boxwidth 0.65\nset grid ytics\nset yrange [0:*]\n" +
 		"set xtics rotate by -30 nomirror\nset offsets 0.5,0.5,0,0\nunset key\n")
 	for _, pn := range panels {

@@ -34,6 +34,8 @@ type Tools struct {
 	Meter        string // benchmarks/cmd/idleconns binary
 	Strait       string // empty when Strait is not measured
 	Taskset      string
+	H2load       string // nghttp2's h2load, for the h2 workload
+	GRPCLoad     string // benchmarks/cmd/grpcload binary: the grpc workload's backend and load
 }
 
 // Plan is one run of the harness.
@@ -44,7 +46,9 @@ type Plan struct {
 	Duration  time.Duration // wrk -d, whole seconds
 	Warmup    time.Duration // unrecorded wrk run before each measurement, 0 for none
 	Threads   int           // wrk -t
-	Conns     int           // wrk -c
+	Conns     int           // wrk -c, h2load -c, grpcload -concurrency (calls in flight)
+	Streams   int           // h2load -m: streams in flight per connection
+	GRPCConns int           // grpcload -conns: HTTP/2 connections carrying the calls
 	IdleConns int
 	IdleHold  time.Duration
 	ProxyCPU  int
@@ -69,6 +73,10 @@ func (p Plan) Validate() error {
 		return fmt.Errorf("%w: wrk durations must be whole seconds (got %v, warm-up %v)", ErrPlan, p.Duration, p.Warmup)
 	case p.Threads < 1 || p.Conns < p.Threads:
 		return fmt.Errorf("%w: %d threads, %d connections", ErrPlan, p.Threads, p.Conns)
+	case p.uses(ToolH2load) && (p.Streams < 1 || p.Tools.H2load == ""):
+		return fmt.Errorf("%w: the h2 workload needs h2load and at least one stream per connection (-streams %d)", ErrPlan, p.Streams)
+	case p.uses(ToolGRPC) && (p.GRPCConns < 1 || p.GRPCConns > p.Conns || p.Tools.GRPCLoad == ""):
+		return fmt.Errorf("%w: the grpc workload needs grpcload and 1 to %d connections (-grpc-conns %d)", ErrPlan, p.Conns, p.GRPCConns)
 	case p.IdleConns < 1 || p.IdleConns > 9000:
 		return fmt.Errorf("%w: idle connections %d (HAProxy's maxconn here is 9000)", ErrPlan, p.IdleConns)
 	case p.ProxyCPU == p.LoadCPU:
@@ -82,6 +90,16 @@ func (p Plan) Validate() error {
 		}
 	}
 	return nil
+}
+
+// uses reports whether a workload of the plan runs tool.
+func (p Plan) uses(tool Tool) bool {
+	for _, w := range p.Workloads {
+		if w.Tool == tool {
+			return true
+		}
+	}
+	return false
 }
 
 // Sample is one measurement of one target in one round.
@@ -114,12 +132,19 @@ type Sample struct {
 }
 
 type runner struct {
-	plan    Plan
-	procs   Procs
-	proc    procfs.FS
-	backend *Proc
-	bAddr   string
-	nextSrc int // second octet of the next idle measurement's first source address
+	plan     Plan
+	procs    Procs
+	proc     procfs.FS
+	backends map[Backend]*backendProc
+	backend  *Proc  // the current workload's backend (its CPU is accounted as ours)
+	bAddr    string // and its address
+	nextSrc  int    // second octet of the next idle measurement's first source address
+}
+
+// backendProc is a running backend.
+type backendProc struct {
+	proc *Proc
+	addr string
 }
 
 // Run executes the plan and returns every sample. A target that fails in one round is recorded
@@ -132,17 +157,17 @@ func Run(ctx context.Context, plan Plan) ([]Sample, error) {
 	if plan.Progress == nil {
 		plan.Progress = io.Discard
 	}
-	r := &runner{plan: plan, proc: procfs.Proc(), nextSrc: 1}
+	r := &runner{plan: plan, proc: procfs.Proc(), nextSrc: 1, backends: map[Backend]*backendProc{}}
 	defer r.procs.StopAll(2 * time.Second)
 
-	if err := r.startBackend(ctx); err != nil {
-		return nil, err
-	}
 	var samples []Sample
 	for _, w := range plan.Workloads {
+		if err := r.useBackend(ctx, w.Backend); err != nil {
+			return samples, err
+		}
 		targets := make([]Target, 0, len(plan.Targets))
 		for _, t := range plan.Targets {
-			if t.Kind != KindDirect || w.Direct {
+			if w.Runs(t) {
 				targets = append(targets, t)
 			}
 		}
@@ -157,10 +182,19 @@ func Run(ctx context.Context, plan Plan) ([]Sample, error) {
 			}
 		}
 	}
-	if err := r.procs.Stop(r.backend, 5*time.Second); err != nil {
-		return samples, fmt.Errorf("bench: backend: %w", err)
+	for kind, b := range r.backends {
+		if err := r.procs.Stop(b.proc, 5*time.Second); err != nil {
+			return samples, fmt.Errorf("bench: %s backend: %w", backendName(kind), err)
+		}
 	}
 	return samples, nil
+}
+
+func backendName(b Backend) string {
+	if b == BackendHTTP1 {
+		return "http1"
+	}
+	return string(b)
 }
 
 func (s Sample) summary() string {
@@ -175,34 +209,53 @@ func (s Sample) summary() string {
 	return fmt.Sprintf("%.0f req/s  p99 %.2f ms %s", s.RPS, s.P99Ms, noise)
 }
 
-func (r *runner) startBackend(ctx context.Context) error {
+// useBackend makes b the current backend, starting it on the load CPU the first time.
+func (r *runner) useBackend(ctx context.Context, b Backend) error {
+	if bp := r.backends[b]; bp != nil {
+		r.backend, r.bAddr = bp.proc, bp.addr
+		return nil
+	}
 	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
-	dir, err := r.procDir("backend")
+	dir, err := r.procDir("backend-" + backendName(b))
 	if err != nil {
 		return err
 	}
-	r.bAddr = "127.0.0.1:" + strconv.Itoa(port)
-	d, err := newConfigData(dir, "127.0.0.1", port, r.bAddr)
-	if err != nil {
-		return err
-	}
-	cfg, err := writeConfig(backendTemplate, dir, "nginx.conf", d)
-	if err != nil {
-		return err
-	}
-	p, err := StartProc("backend", r.plan.LoadCPU, nil, filepath.Join(dir, "out.log"),
-		r.plan.Tools.Nginx, "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", cfg)
-	if err != nil {
-		return err
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var p *Proc
+	switch tmpl := nginxBackendTemplate(b); {
+	case tmpl != "":
+		d, err := newConfigData(dir, "127.0.0.1", port, addr)
+		if err != nil {
+			return err
+		}
+		cfg, err := writeConfig(tmpl, dir, "nginx.conf", d)
+		if err != nil {
+			return err
+		}
+		p, err = StartProc("backend-"+backendName(b), r.plan.LoadCPU, nil, filepath.Join(dir, "out.log"),
+			r.plan.Tools.Nginx, "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", cfg)
+		if err != nil {
+			return err
+		}
+	case b == BackendGRPC:
+		// Pinned like nginx's backend: the load CPU, one Go processor.
+		p, err = StartProc("backend-grpc", r.plan.LoadCPU, []string{"GOMAXPROCS=1"}, filepath.Join(dir, "out.log"),
+			r.plan.Tools.GRPCLoad, "-serve", addr)
+		if err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: unknown backend %q", ErrPlan, b)
 	}
 	r.procs.Add(p)
-	r.backend = p
-	if err := WaitHTTP(ctx, r.bAddr, p, 10*time.Second); err != nil {
-		return fmt.Errorf("bench: backend: %w", err)
+	if err := WaitReady(ctx, protocolOf(b), addr, p, 10*time.Second); err != nil {
+		return fmt.Errorf("bench: %s backend: %w", backendName(b), err)
 	}
+	r.backends[b] = &backendProc{proc: p, addr: addr}
+	r.backend, r.bAddr = p, addr
 	return nil
 }
 
@@ -218,9 +271,10 @@ func (r *runner) procDir(name string) (string, error) {
 	return dir, nil
 }
 
-// startProxy renders the target's config for mode, starts it on the proxy CPU and waits until
-// a request through it reaches the backend.
-func (r *runner) startProxy(ctx context.Context, mode string, t Target) (*Proc, string, error) {
+// startProxy renders the target's config for the workload's mode, starts it on the proxy CPU
+// and waits until a request through it reaches the backend.
+func (r *runner) startProxy(ctx context.Context, w Workload, t Target) (*Proc, string, error) {
+	mode := w.Mode
 	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return nil, "", err
@@ -265,7 +319,7 @@ func (r *runner) startProxy(ctx context.Context, mode string, t Target) (*Proc, 
 		return nil, "", err
 	}
 	r.procs.Add(p)
-	if err := WaitHTTP(ctx, d.Addr, p, 10*time.Second); err != nil {
+	if err := WaitReady(ctx, protocolOf(w.Backend), d.Addr, p, 10*time.Second); err != nil {
 		_ = r.procs.Stop(p, 2*time.Second)
 		return nil, "", err
 	}
@@ -344,7 +398,7 @@ func (r *runner) measureInto(ctx context.Context, w Workload, t Target, s *Sampl
 	addr := r.bAddr
 	var proxy *Proc
 	if t.Kind != KindDirect {
-		if proxy, addr, err = r.startProxy(ctx, w.Mode, t); err != nil {
+		if proxy, addr, err = r.startProxy(ctx, w, t); err != nil {
 			return err
 		}
 		defer func() {
@@ -356,6 +410,10 @@ func (r *runner) measureInto(ctx context.Context, w Workload, t Target, s *Sampl
 	switch w.Tool {
 	case ToolWrk:
 		return r.measureWrk(ctx, w, addr, proxy, s)
+	case ToolH2load:
+		return r.measureH2load(ctx, w, addr, proxy, s)
+	case ToolGRPC:
+		return r.measureGRPC(ctx, addr, proxy, s)
 	case ToolIdle:
 		if proxy == nil {
 			return fmt.Errorf("%w: the idle meter needs a proxy process", ErrPlan)
@@ -399,26 +457,41 @@ func (r *runner) waitQuiet(ctx context.Context) (time.Duration, bool, error) {
 	}
 }
 
-func (r *runner) measureWrk(ctx context.Context, w Workload, addr string, proxy *Proc, s *Sample) error {
-	url := "http://" + addr + w.Path
+// timedRun runs a load tool for the plan's warm-up, then for its duration between two CPU
+// marks of proxy, and accounts the proxy's and the tool's CPU in s. A measured run that
+// failed is returned with its error after accounting when keep says its result is usable
+// (a partial result says what went wrong better than none).
+func timedRun[T any](r *runner, proxy *Proc, s *Sample, run func(time.Duration) (T, int64, error), keep func(T) bool) (T, error) {
+	var zero T
 	if r.plan.Warmup > 0 {
-		if _, _, err := r.runWrk(ctx, url, r.plan.Warmup); err != nil {
-			return fmt.Errorf("warm-up: %w", err)
+		if _, _, err := run(r.plan.Warmup); err != nil {
+			return zero, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	a, err := r.mark(proxy)
 	if err != nil {
-		return err
+		return zero, err
 	}
-	res, loadTicks, err := r.runWrk(ctx, url, r.plan.Duration)
-	if err != nil {
-		return err
+	res, loadTicks, runErr := run(r.plan.Duration)
+	if runErr != nil && (keep == nil || !keep(res)) {
+		return zero, runErr
 	}
 	b, err := r.mark(proxy)
 	if err != nil {
-		return err
+		return zero, err
 	}
 	r.account(s, a, b, loadTicks)
+	return res, runErr
+}
+
+func (r *runner) measureWrk(ctx context.Context, w Workload, addr string, proxy *Proc, s *Sample) error {
+	url := "http://" + addr + w.Path
+	res, err := timedRun(r, proxy, s, func(d time.Duration) (WrkResult, int64, error) {
+		return r.runWrk(ctx, url, d)
+	}, nil)
+	if err != nil {
+		return err
+	}
 	s.RPS, s.Requests, s.SocketErrors, s.Non2xx = res.RPS, res.Requests, res.SocketErrors, res.Non2xx
 	s.P50Ms = float64(res.P50) / float64(time.Millisecond)
 	s.P99Ms = float64(res.P99) / float64(time.Millisecond)

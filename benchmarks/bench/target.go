@@ -120,8 +120,23 @@ func templateName(mode string, k Kind) string {
 	return ""
 }
 
-// backendTemplate is the backend nginx's template, shared by every mode.
+// backendTemplate is the HTTP/1.1 backend nginx's template, shared by the HTTP/1.1 modes.
 const backendTemplate = "templates/backend.nginx.conf.tmpl"
+
+// backendH2CTemplate is the HTTP/2 (h2c) backend nginx's template.
+const backendH2CTemplate = "templates/backend-h2c.nginx.conf.tmpl"
+
+// nginxBackendTemplate is the template of an nginx backend kind, "" when the backend is not
+// nginx.
+func nginxBackendTemplate(b Backend) string {
+	switch b {
+	case BackendHTTP1:
+		return backendTemplate
+	case BackendH2C:
+		return backendH2CTemplate
+	}
+	return ""
+}
 
 // Render fills template file name with d.
 func Render(name string, d ConfigData) ([]byte, error) {

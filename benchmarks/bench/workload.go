@@ -18,6 +18,28 @@ const (
 	ToolWrk Tool = "wrk"
 	// ToolIdle runs the idle-connection meter (resident memory per idle connection).
 	ToolIdle Tool = "idle"
+	// ToolH2load runs h2load (nghttp2) over cleartext HTTP/2 with prior knowledge.
+	ToolH2load Tool = "h2load"
+	// ToolGRPC runs Strait's gRPC load generator (benchmarks/cmd/grpcload): unary calls.
+	ToolGRPC Tool = "grpc"
+)
+
+// throughput reports whether the tool measures requests per second and latency (as opposed
+// to memory per idle connection).
+func (t Tool) throughput() bool { return t == ToolWrk || t == ToolH2load || t == ToolGRPC }
+
+// Backend is what a workload's requests finally reach. Each kind is started once per run,
+// on the load CPU, when the first workload needing it runs.
+type Backend string
+
+// Backends.
+const (
+	// BackendHTTP1 is nginx answering "hello world\n" over HTTP/1.1 (the default).
+	BackendHTTP1 Backend = ""
+	// BackendH2C is the same nginx answer over cleartext HTTP/2 (listen ... http2).
+	BackendH2C Backend = "h2c"
+	// BackendGRPC is grpcload's grpc-go backend (TestService/UnaryCall, "hello world\n").
+	BackendGRPC Backend = "grpc"
 )
 
 // Workload is a mode (which config templates) plus a load. Workloads of the same mode share a
@@ -37,6 +59,19 @@ type Workload struct {
 	Per, PerLong string
 	// About is one line for the report.
 	About string
+	// Backend is what the requests reach; the zero value is nginx over HTTP/1.1.
+	Backend Backend
+	// Without leaves proxies out of the workload, with the reason given in the report.
+	Without map[Kind]string
+}
+
+// Runs reports whether target t takes part in the workload.
+func (w Workload) Runs(t Target) bool {
+	if t.Kind == KindDirect {
+		return w.Direct
+	}
+	_, left := w.Without[t.Kind]
+	return !left
 }
 
 // Workloads lists the workloads in run order.
@@ -59,6 +94,15 @@ func Workloads() []Workload {
 			Name: "http-idle", Mode: "http", Tool: ToolIdle,
 			Per: "idle conn", PerLong: "idle keep-alive downstream connection (upstream connections are pooled and shared)",
 			About: "idle HTTP/1.1 keep-alive connections after one request each",
+		},
+		{
+			Name: "h2", Mode: "h2", Tool: ToolH2load, Path: "/", Direct: true, Backend: BackendH2C,
+			Without: map[Kind]string{KindNginx: "nginx cannot proxy to an HTTP/2 upstream: proxy_pass speaks HTTP/1.x to upstreams (only grpc_pass speaks HTTP/2, for gRPC)"},
+			About:   "HTTP/2 on both sides, cleartext with prior knowledge: h2load through HAProxy (`proto h2` on bind and server) and Strait (HTTP connection manager with codec HTTP2, cluster with http2_protocol_options) to nginx `listen ... http2`, 12-byte body",
+		},
+		{
+			Name: "grpc", Mode: "grpc", Tool: ToolGRPC, Direct: true, Backend: BackendGRPC,
+			About: "gRPC unary calls (grpc-go client, calls in flight spread over a few HTTP/2 connections) through nginx `grpc_pass` (`listen ... http2`), HAProxy (h2 both sides) and Strait to a grpc-go backend (TestService/UnaryCall, 12-byte payload)",
 		},
 	}
 }

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/strait-proxy/strait/pipeline/router"
@@ -49,9 +50,17 @@ type Config struct {
 	// Codecs are the downstream protocols accepted, by registry name, tried in order on the
 	// connection's first bytes. With one entry no detection happens.
 	Codecs []string
-	// UpstreamCodec is the protocol spoken to upstream hosts; empty means the downstream
-	// connection's protocol.
+	// UpstreamCodec forces the protocol spoken to upstream hosts, unless a cluster chooses
+	// its own (pipeline.ConnPoolOptions.Protocol).
 	UpstreamCodec string
+	// DefaultUpstreamCodec is spoken to clusters that choose no protocol when UpstreamCodec
+	// is empty; empty means the downstream connection's protocol. The HTTP connection
+	// manager's translator sets "http1" (Envoy's default); RPC proxies leave it empty.
+	DefaultUpstreamCodec string
+	// CodecConfigs are this manager's own configurations of its downstream codecs, by codec
+	// name (an http2.Config under "http2": the connection manager's
+	// http2_protocol_options), applied with protocol.Codec.Configure.
+	CodecConfigs map[string]any
 	// Route is the inline route table.
 	Route *router.Config
 	// Filters are the stream filters, in order; routing comes after the last one.
@@ -102,6 +111,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Codecs) == 0 {
 		return fmt.Errorf("%w: at least one codec is required", ErrInvalidConfig)
+	}
+	for name := range c.CodecConfigs {
+		if !slices.Contains(c.Codecs, name) {
+			return fmt.Errorf("%w: a configuration for codec %q, which the manager does not speak (%v)", ErrInvalidConfig, name, c.Codecs)
+		}
 	}
 	if c.Route == nil {
 		return fmt.Errorf("%w: a route table is required", ErrInvalidConfig)

@@ -66,6 +66,7 @@ type factory struct {
 	router  *router.Router
 	codecs  []protocol.Codec
 	upCodec *protocol.Codec
+	defUp   *protocol.Codec // DefaultUpstreamCodec
 	filters []FilterFactory
 	stats   *stats
 	pooled  bool      // decode filters and routing run on the request pool
@@ -96,7 +97,23 @@ func (c *Config) NewFactory(deps *pipeline.Deps) (pipeline.NetworkFilterFactory,
 		if !ok {
 			return nil, fmt.Errorf("%w: unknown codec %q (have %v)", ErrInvalidConfig, name, deps.Codecs.Names())
 		}
+		if cc, ok := c.CodecConfigs[name]; ok {
+			if codec.Configure == nil {
+				return nil, fmt.Errorf("%w: codec %q takes no configuration", ErrInvalidConfig, name)
+			}
+			var err error
+			if codec, err = codec.Configure(cc); err != nil {
+				return nil, fmt.Errorf("%w: codec %q: %w", ErrInvalidConfig, name, err)
+			}
+		}
 		f.codecs = append(f.codecs, codec)
+	}
+	if c.DefaultUpstreamCodec != "" {
+		codec, ok := deps.Codecs.Lookup(c.DefaultUpstreamCodec)
+		if !ok || codec.NewClient == nil {
+			return nil, fmt.Errorf("%w: unknown default upstream codec %q", ErrInvalidConfig, c.DefaultUpstreamCodec)
+		}
+		f.defUp = &codec
 	}
 	if c.UpstreamCodec != "" {
 		codec, ok := deps.Codecs.Lookup(c.UpstreamCodec)
@@ -158,12 +175,30 @@ func (f *factory) exec(id int) *execState {
 	return v.(*execState)
 }
 
-// upstreamCodec returns the codec to speak upstream for a downstream protocol.
-func (f *factory) upstreamCodec(down protocol.Codec) protocol.Codec {
-	if f.upCodec != nil {
-		return *f.upCodec
+// upstreamCodec returns the codec to speak to cluster for a downstream protocol: the
+// cluster's choice (its protocol, or the downstream's), else the forced UpstreamCodec, else
+// DefaultUpstreamCodec, else the downstream's.
+func (f *factory) upstreamCodec(down *protocol.Codec, cluster pipeline.Cluster) protocol.Codec {
+	if o, ok := cluster.(pipeline.ConnPoolSettings); ok {
+		switch name := o.ConnPool().Protocol; name {
+		case "":
+		case pipeline.ProtocolDownstream:
+			if down.NewClient != nil {
+				return *down
+			}
+		default:
+			if c, ok := f.deps.Codecs.Lookup(name); ok && c.NewClient != nil {
+				return c
+			}
+		}
 	}
-	return down
+	switch {
+	case f.upCodec != nil:
+		return *f.upCodec
+	case f.defUp != nil:
+		return *f.defUp
+	}
+	return *down
 }
 
 // downstream is one downstream connection: the terminal read filter and, through

@@ -419,15 +419,7 @@ func (s *Stream) connect() {
 		s.tryAt = f.clock() + int64(p.PerTryTimeout)
 		s.updateDue()
 	}
-	codec := f.upstreamCodec(*s.d.codecDef())
-	if o, ok := s.cluster.(pipeline.ConnPoolSettings); ok {
-		if name := o.ConnPool().Protocol; name != "" {
-			if c, ok := f.deps.Codecs.Lookup(name); ok && c.NewClient != nil {
-				codec = c
-			}
-		}
-	}
-	s.d.ex.pool(f, host, s.cluster, codec).attach(s)
+	s.d.ex.pool(f, host, s.cluster, f.upstreamCodec(s.d.codecDef(), s.cluster)).attach(s)
 }
 
 func (s *Stream) hash(lb *pipeline.LBContext) {

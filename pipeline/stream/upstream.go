@@ -32,7 +32,16 @@ func (ex *execState) pool(f *factory, host pipeline.Host, c pipeline.Cluster, co
 	k := poolKey{host, codec.Name}
 	p := ex.pools[k]
 	if p == nil {
-		p = &connPool{f: f, host: host, cluster: c, codec: codec, opts: poolOptions(c), perConn: 1}
+		opts := poolOptions(c)
+		if cc, ok := opts.CodecConfigs[codec.Name]; ok && codec.Configure != nil {
+			// The cluster's own limits for this protocol (validated with the cluster).
+			if configured, err := codec.Configure(cc); err == nil {
+				codec = configured
+			} else {
+				f.log.Error("cluster codec configuration rejected; using the program's", "codec", codec.Name, "host", host.Address(), "err", err)
+			}
+		}
+		p = &connPool{f: f, host: host, cluster: c, codec: codec, opts: opts, perConn: 1}
 		ex.pools[k] = p
 	}
 	return p

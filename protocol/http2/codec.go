@@ -1,6 +1,8 @@
 package http2
 
 import (
+	"fmt"
+
 	"golang.org/x/net/http2"
 
 	"github.com/strait-proxy/strait/protocol"
@@ -29,6 +31,22 @@ func NewCodec(cfg Config) protocol.Codec {
 		},
 		NewClient: func(c reactor.Conn) protocol.ClientCodec {
 			return newClient(c, &cfg)
+		},
+		Configure: func(v any) (protocol.Codec, error) {
+			var o Config
+			switch x := v.(type) {
+			case Config:
+				o = x
+			case *Config:
+				o = *x
+			default:
+				return protocol.Codec{}, fmt.Errorf("%w: %T is not an http2.Config", ErrInvalidConfig, v)
+			}
+			merged := cfg.Override(o)
+			if err := merged.Validate(); err != nil {
+				return protocol.Codec{}, err
+			}
+			return NewCodec(merged), nil
 		},
 	}
 }

@@ -146,6 +146,43 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// Override returns c with every non-zero field of o in place of c's (a listener's or a
+// cluster's limits over the program's).
+func (c Config) Override(o Config) Config {
+	set := func(dst *uint32, v uint32) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	seti := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&c.MaxConcurrentStreams, o.MaxConcurrentStreams)
+	set(&c.InitialStreamWindow, o.InitialStreamWindow)
+	set(&c.InitialConnWindow, o.InitialConnWindow)
+	set(&c.MaxFrameSize, o.MaxFrameSize)
+	set(&c.MaxHeaderListSize, o.MaxHeaderListSize)
+	set(&c.HeaderTableSize, o.HeaderTableSize)
+	seti(&c.MaxStreamSendBuffer, o.MaxStreamSendBuffer)
+	seti(&c.MaxConnSendBuffer, o.MaxConnSendBuffer)
+	seti(&c.MaxControlFramesQueued, o.MaxControlFramesQueued)
+	seti(&c.MaxOutboundFramesQueued, o.MaxOutboundFramesQueued)
+	seti(&c.MaxConsecutiveEmptyFrames, o.MaxConsecutiveEmptyFrames)
+	seti(&c.MaxPriorityPerStream, o.MaxPriorityPerStream)
+	seti(&c.MaxWindowUpdatesPerDataFrame, o.MaxWindowUpdatesPerDataFrame)
+	seti(&c.MaxPrematureResets, o.MaxPrematureResets)
+	if o.PrematureResetMinLifetime != 0 {
+		c.PrematureResetMinLifetime = o.PrematureResetMinLifetime
+	}
+	seti(&c.MaxSettingsPerSecond, o.MaxSettingsPerSecond)
+	seti(&c.MaxPingsPerSecond, o.MaxPingsPerSecond)
+	seti(&c.MaxHeaderBlockBytes, o.MaxHeaderBlockBytes)
+	seti(&c.MaxInterimResponses, o.MaxInterimResponses)
+	return c
+}
+
 // Validate reports values that cannot work. Zero fields are valid (they mean the default)
 // and are checked as such.
 func (c Config) Validate() error {

@@ -49,6 +49,7 @@ type conn struct {
 	flushQueued   bool
 	flushFn       func()
 	closeWhenDone bool // close the connection once out is flushed
+	halfClosed    bool // server: our FIN is sent; what the client still sends is read and dropped
 
 	// The peer's settings.
 	peerMaxFrame   uint32
@@ -258,6 +259,10 @@ func (c *conn) decode(in reactor.View) error {
 	if c.err != nil {
 		in.Skip(in.Len())
 		return c.err
+	}
+	if c.halfClosed {
+		in.Skip(in.Len())
+		return nil
 	}
 	c.inDecode = true
 	// Frames generated in answer to the peer are counted while it does not read them: the

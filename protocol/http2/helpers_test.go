@@ -22,15 +22,17 @@ import (
 // functions queued with Exec (run by the test with runExec). outbound, when set, is what
 // Outbound reports (a peer that does not read).
 type fakeConn struct {
-	out      bytes.Buffer
-	writes   int
-	closed   bool
-	aborted  bool
-	closeErr error
-	execs    []func()
-	outbound int
-	paused   bool
-	timers   []fakeTimer
+	out    bytes.Buffer
+	writes int
+	closed bool
+	// writeClosed: CloseWrite was called (FIN sent, reading goes on).
+	writeClosed bool
+	aborted     bool
+	closeErr    error
+	execs       []func()
+	outbound    int
+	paused      bool
+	timers      []fakeTimer
 }
 
 var _ reactor.Conn = (*fakeConn)(nil)
@@ -83,7 +85,7 @@ type fakeTimer struct {
 func (c *fakeConn) Outbound() int                { return c.outbound }
 func (c *fakeConn) Congested() bool              { return false }
 func (c *fakeConn) PauseRead(p bool)             { c.paused = p }
-func (c *fakeConn) CloseWrite() error            { return nil }
+func (c *fakeConn) CloseWrite() error            { c.writeClosed = true; return nil }
 func (c *fakeConn) SetIdleTimeout(time.Duration) {}
 func (c *fakeConn) SetReadTimeout(time.Duration) {}
 func (c *fakeConn) Context() any                 { return nil }

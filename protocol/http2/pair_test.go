@@ -155,8 +155,8 @@ func TestPairExchanges(t *testing.T) {
 	}
 	respond(t, p.s, 7, "200", "bye")
 	p.run()
-	if p.crec.body(c) != "bye" || !p.sconn.closed {
-		t.Fatalf("body %q closed %v", p.crec.body(c), p.sconn.closed)
+	if p.crec.body(c) != "bye" || !p.sconn.writeClosed {
+		t.Fatalf("body %q half-closed %v", p.crec.body(c), p.sconn.writeClosed)
 	}
 	p.crec.release()
 	p.srec.release()

@@ -120,6 +120,16 @@ func (c *conn) flush() {
 	}
 	if c.closeWhenDone {
 		c.closeWhenDone = false
+		if c.server {
+			// Drained, or the client said it is done (GOAWAY), and nothing is active: send
+			// FIN and read on until the client closes (the stream manager closes then, or at
+			// its idle timeout). Closing the socket with frames of the client still unread
+			// (a PING sent after its GOAWAY) would make the kernel answer with a TCP reset,
+			// which can destroy what we wrote before the client reads it.
+			c.halfClosed = true
+			_ = c.c.CloseWrite()
+			return
+		}
 		c.c.Close(nil)
 	}
 }

@@ -301,18 +301,23 @@ func TestServerDrain(t *testing.T) {
 		t.Fatal("closed with an active stream")
 	}
 	respond(t, h.s, 3, "200", "b")
-	if !h.conn.closed {
-		t.Fatal("not closed once the drained streams finished")
+	if !h.conn.writeClosed || h.conn.closed {
+		t.Fatal("not half-closed (FIN, reading on) once the drained streams finished")
 	}
 	if got := h.frames(); len(got) != 4 || !has(got, "DATA 3 1 end") {
 		t.Fatalf("frames %q", got)
 	}
 	rec.release()
-	// An idle connection closes at once.
+	// An idle connection half-closes at once; what the client still sends is dropped.
 	h2 := newServerHarness(t, Config{}, newRecSink())
 	h2.s.Drain()
-	if !h2.conn.closed || fmt.Sprint(h2.frames()) != "[GOAWAY 0 NO_ERROR]" {
+	if !h2.conn.writeClosed || fmt.Sprint(h2.frames()) != "[GOAWAY 0 NO_ERROR]" {
 		t.Fatal("idle drain")
+	}
+	_ = h2.p.fr.WritePing(false, [8]byte{1})
+	h2.mustFeed()
+	if got := h2.frames(); len(got) != 0 {
+		t.Fatalf("answered %q after the FIN", got)
 	}
 }
 
@@ -573,8 +578,8 @@ func TestServerClientGoAwayClosesWhenIdle(t *testing.T) {
 		t.Fatal("closed with an active stream")
 	}
 	respond(t, h.s, 1, "200", "x")
-	if !h.conn.closed {
-		t.Fatal("not closed after the client's GOAWAY and its last stream")
+	if !h.conn.writeClosed || h.conn.closed {
+		t.Fatal("not half-closed after the client's GOAWAY and its last stream")
 	}
 	rec.release()
 }

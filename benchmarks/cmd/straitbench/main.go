@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -62,7 +63,10 @@ func run() error {
 		quietWait   = flag.Duration("quiet-wait", 0, "before each measurement, wait up to this long for a quiet second on both CPUs (0: do not wait)")
 		quietBelow  = flag.Float64("quiet-below", 0.10, "what quiet means: other processes' share of each CPU below this")
 		threads     = flag.Int("threads", 1, "wrk threads")
-		conns       = flag.Int("conns", 64, "wrk connections")
+		conns       = flag.Int("conns", 64, "wrk and h2load connections; gRPC calls in flight")
+		streams     = flag.Int("streams", 10, "h2load streams in flight per connection (-m)")
+		grpcConns   = flag.Int("grpc-conns", 8, "HTTP/2 connections carrying the gRPC calls")
+		grpcLoad    = flag.String("grpcload", "", "grpcload binary (default: beside this binary)")
 		proxyCPU    = flag.Int("proxy-cpu", 0, "CPU for the proxy under test")
 		loadCPU     = flag.Int("load-cpu", 1, "CPU for the backend and the load generator")
 		strait      = flag.String("strait", "", "Strait binary (empty: Strait is not measured)")
@@ -86,7 +90,8 @@ func run() error {
 	plan := bench.Plan{
 		Rounds: pick(*rounds, pr.rounds), Duration: pickD(*duration, pr.duration),
 		Warmup: pr.warmup, IdleConns: pick(*idleConns, pr.idleConns), IdleHold: *idleHold,
-		Threads: *threads, Conns: *conns, ProxyCPU: *proxyCPU, LoadCPU: *loadCPU,
+		Threads: *threads, Conns: *conns, Streams: *streams, GRPCConns: *grpcConns,
+		ProxyCPU: *proxyCPU, LoadCPU: *loadCPU,
 		QuietWait: *quietWait, QuietBelow: *quietBelow,
 		Progress: progressOut,
 	}
@@ -105,7 +110,7 @@ func run() error {
 		return err
 	}
 
-	tools, err := findTools(*strait, *meter, *streamMod)
+	tools, err := findTools(*strait, *meter, *grpcLoad, *streamMod)
 	if err != nil {
 		return err
 	}
@@ -217,7 +222,7 @@ func pickD(v, def time.Duration) time.Duration {
 }
 
 // findTools locates every program the harness runs.
-func findTools(strait, meter, streamMod string) (bench.Tools, error) {
+func findTools(strait, meter, grpcLoad, streamMod string) (bench.Tools, error) {
 	var t bench.Tools
 	var missing []string
 	look := func(name string) string {
@@ -228,16 +233,20 @@ func findTools(strait, meter, streamMod string) (bench.Tools, error) {
 		return p
 	}
 	t.Nginx, t.HAProxy, t.Wrk, t.Taskset = look("nginx"), look("haproxy"), look("wrk"), look("taskset")
-	if meter == "" {
-		self, err := os.Executable()
-		if err == nil {
-			meter = filepath.Join(filepath.Dir(self), "idleconns")
+	t.H2load = look("h2load")
+	beside := func(given, name string) string {
+		if given == "" {
+			if self, err := os.Executable(); err == nil {
+				given = filepath.Join(filepath.Dir(self), name)
+			}
 		}
+		if _, err := os.Stat(given); err != nil {
+			missing = append(missing, name+" (go build ./benchmarks/cmd/"+name+")")
+		}
+		return given
 	}
-	if _, err := os.Stat(meter); err != nil {
-		missing = append(missing, "idleconns (go build ./benchmarks/cmd/idleconns)")
-	}
-	t.Meter = meter
+	t.Meter = beside(meter, "idleconns")
+	t.GRPCLoad = beside(grpcLoad, "grpcload")
 	if streamMod == "" {
 		for _, c := range []string{
 			"/usr/lib/nginx/modules/ngx_stream_module.so",
@@ -273,6 +282,8 @@ func collectMeta(t bench.Tools, gnuplot, straitVer string) bench.Meta {
 	add("nginx", strings.TrimPrefix(firstLine(cmdOut(t.Nginx, "-v")), "nginx version: "))
 	add("HAProxy", firstLine(cmdOut(t.HAProxy, "-v")))
 	add("wrk", firstLine(cmdOut(t.Wrk, "-v")))
+	add("h2load", firstLine(cmdOut(t.H2load, "--version")))
+	add("grpc-go (grpcload and its backend)", grpcVersion())
 	if t.Strait != "" {
 		v := straitVer
 		if v == "" {
@@ -288,6 +299,18 @@ func collectMeta(t bench.Tools, gnuplot, straitVer string) bench.Meta {
 		add("gnuplot", firstLine(cmdOut(gnuplot, "--version")))
 	}
 	return m
+}
+
+// grpcVersion is the grpc-go module version this harness (and grpcload) was built with.
+func grpcVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "google.golang.org/grpc" {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
 }
 
 // cmdOut runs a version command; many print to stderr and some exit non-zero.
