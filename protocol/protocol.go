@@ -164,6 +164,22 @@ type Flusher interface {
 	Flush() error
 }
 
+// FlushQueue is a driver's promise to flush a codec before the callback it is running
+// returns. A codec with output ready outside its own Decode (a request encoded while another
+// connection's read is decoded, a reset, a response completed by an upstream read) calls
+// QueueFlush(itself) instead of writing at once, so everything one read produces for a
+// connection leaves in one write. False means no running callback will flush it: write now.
+type FlushQueue interface {
+	QueueFlush(Flusher) bool
+}
+
+// Batcher is implemented by codecs that batch their writes with a driver's FlushQueue. The
+// stream manager sets its queue on every codec it creates (and calls Flush on those it
+// queued when its read callback returns). A codec may ignore the queue and write at once.
+type Batcher interface {
+	SetFlushQueue(FlushQueue)
+}
+
 // StreamFlow is implemented by codecs with per-stream flow control (HTTP/2). A stream
 // manager uses it to hold back one stream's source instead of pausing a connection that
 // other streams share.

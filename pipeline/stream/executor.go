@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/strait-proxy/strait/pipeline"
+	"github.com/strait-proxy/strait/protocol"
 	"github.com/strait-proxy/strait/reactor"
 )
 
@@ -38,6 +39,43 @@ type execState struct {
 	fire               func() // ex.onTimer, bound once
 
 	spare []*Stream // finished streams ready for reuse (see Stream.reusable)
+
+	// Codecs that queued output while a read callback of this executor ran
+	// (protocol.FlushQueue): flushed once when the outermost one returns, so what one read
+	// produces for a connection leaves in one write.
+	reading int
+	dirty   []protocol.Flusher
+}
+
+// QueueFlush implements protocol.FlushQueue.
+func (ex *execState) QueueFlush(f protocol.Flusher) bool {
+	if ex.reading == 0 {
+		return false
+	}
+	ex.dirty = append(ex.dirty, f)
+	return true
+}
+
+// enterRead and leaveRead bracket a read callback (downstream or upstream OnData).
+func (ex *execState) enterRead() { ex.reading++ }
+
+func (ex *execState) leaveRead() {
+	ex.reading--
+	if ex.reading > 0 {
+		return
+	}
+	for i, f := range ex.dirty {
+		ex.dirty[i] = nil
+		_ = f.Flush() // a failed write surfaces as the connection closing
+	}
+	ex.dirty = ex.dirty[:0]
+}
+
+// batch gives a codec the executor's flush queue, if it can use one.
+func (ex *execState) batch(codec any) {
+	if b, ok := codec.(protocol.Batcher); ok {
+		b.SetFlushQueue(ex)
+	}
 }
 
 // maxSpareStreams bounds the streams an executor keeps for reuse: enough for the streams one

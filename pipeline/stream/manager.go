@@ -333,6 +333,8 @@ func (d *downstream) OnData(_ *pipeline.Connection, in reactor.View, end bool) p
 		in.Skip(in.Len())
 		return pipeline.StopIteration
 	}
+	d.ex.enterRead()
+	defer d.ex.leaveRead()
 	if d.codec == nil && in.Len() > 0 {
 		if !d.detect(in) {
 			return pipeline.StopIteration
@@ -414,6 +416,7 @@ func (d *downstream) detect(in reactor.View) bool {
 func (d *downstream) setCodec(i int) {
 	d.proto = uint8(i)
 	d.codec = d.ex.f.codecs[i].NewServer(d.rc(), (*requestSink)(d))
+	d.ex.batch(d.codec)
 	// The manager flushes held heads itself (after each upstream read, see upConn.OnData):
 	// saying so at once spares the codec its per-head Exec fallback, which it would otherwise
 	// keep using because a response that completes within one upstream read leaves no

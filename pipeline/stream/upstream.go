@@ -41,7 +41,7 @@ func (ex *execState) pool(f *factory, host pipeline.Host, c pipeline.Cluster, co
 				f.log.Error("cluster codec configuration rejected; using the program's", "codec", codec.Name, "host", host.Address(), "err", err)
 			}
 		}
-		p = &connPool{f: f, host: host, cluster: c, codec: codec, opts: opts, perConn: 1}
+		p = &connPool{f: f, ex: ex, host: host, cluster: c, codec: codec, opts: opts, perConn: 1}
 		ex.pools[k] = p
 	}
 	return p
@@ -52,6 +52,7 @@ func (ex *execState) pool(f *factory, host pipeline.Host, c pipeline.Cluster, co
 // only from its executor.
 type connPool struct {
 	f          *factory
+	ex         *execState
 	host       pipeline.Host
 	cluster    pipeline.Cluster
 	codec      protocol.Codec
@@ -203,6 +204,7 @@ func (uc *upConn) onConnect(rc reactor.Conn, err error) {
 	}
 	uc.rc = rc
 	uc.codec = p.codec.NewClient(rc)
+	p.ex.batch(uc.codec)
 	flush(uc.codec) // held request heads are flushed by the manager (see setCodec)
 	if n := uc.codec.MaxStreams(); n > 0 {
 		p.perConn = n
@@ -352,6 +354,8 @@ func (uc *upConn) OnData(rc reactor.Conn, in reactor.View) {
 		in.Skip(in.Len())
 		return
 	}
+	uc.p.ex.enterRead()
+	defer uc.p.ex.leaveRead()
 	if err := uc.codec.Decode(in); err != nil {
 		rc.Close(fmt.Errorf("upstream %s: %w", uc.p.host.Address(), err))
 	}

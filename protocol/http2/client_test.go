@@ -1,6 +1,7 @@
 package http2
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,10 @@ import (
 
 func getReq(path string) *protocol.HeaderList {
 	return protocol.NewHeaderList(":method", "GET", ":scheme", "http", ":authority", "up.local", ":path", path)
+}
+
+func postReq(path string) *protocol.HeaderList {
+	return protocol.NewHeaderList(":method", "POST", ":scheme", "http", ":authority", "up.local", ":path", path)
 }
 
 func mustOpen(t *testing.T, c *clientCodec, sink protocol.Sink, h protocol.Headers, end bool) protocol.StreamID {
@@ -307,5 +312,68 @@ func TestClientRejectsPushAndServerStreams(t *testing.T) {
 		if got := h.frames(); len(got) != 1 || !strings.HasPrefix(got[0], "GOAWAY 0 PROTOCOL_ERROR") {
 			t.Errorf("%s: frames %q", name, got)
 		}
+	}
+}
+
+// fakeQueue is a driver's protocol.FlushQueue: it takes codecs while open is set.
+type fakeQueue struct {
+	open   bool
+	queued []protocol.Flusher
+}
+
+func (q *fakeQueue) QueueFlush(f protocol.Flusher) bool {
+	if q.open {
+		q.queued = append(q.queued, f)
+	}
+	return q.open
+}
+
+// With a driver's FlushQueue, complete requests, resets and small bodies encoded outside
+// the codec's own Decode wait in the queue (once) and leave in one write when the driver
+// flushes; with the queue closed they are written at once; a body slice too large to copy is
+// never left waiting (it belongs to the caller).
+func TestClientFlushQueueBatches(t *testing.T) {
+	h := newClientHarness(t, Config{})
+	q := &fakeQueue{open: true}
+	h.c.SetFlushQueue(q)
+	_ = h.c.Flush() // the driver flushes
+	rec := newRecSink()
+	writes := h.conn.writes
+	a := mustOpen(t, h.c, rec, getReq("/a"), true)
+	b := mustOpen(t, h.c, rec, getReq("/b"), true)
+	c := mustOpen(t, h.c, rec, postReq("/c"), false)
+	if err := h.c.EncodeData(c, [][]byte{[]byte("small")}, true); err != nil {
+		t.Fatal(err)
+	}
+	h.c.Reset(a, errors.New("client went away"))
+	if h.conn.writes != writes || len(q.queued) != 1 {
+		t.Fatalf("%d writes and %d queue entries before the driver's flush, want 0 and 1", h.conn.writes-writes, len(q.queued))
+	}
+	for _, f := range q.queued {
+		_ = f.Flush()
+	}
+	if h.conn.writes != writes+1 {
+		t.Fatalf("%d writes for the batch, want 1", h.conn.writes-writes)
+	}
+	want := "[HEADERS 1 end :method=GET :scheme=http :authority=up.local :path=/a " +
+		"HEADERS 3 end :method=GET :scheme=http :authority=up.local :path=/b " +
+		"HEADERS 5 :method=POST :scheme=http :authority=up.local :path=/c DATA 5 5 end RST_STREAM 1 CANCEL]"
+	if got := fmt.Sprint(h.frames()); got != want {
+		t.Fatalf("frames\n got %s\nwant %s", got, want)
+	}
+	// A large body slice is referenced, so it leaves before EncodeData returns.
+	q.queued = nil
+	d := mustOpen(t, h.c, rec, postReq("/d"), false)
+	if err := h.c.EncodeData(d, [][]byte{bytes.Repeat([]byte("x"), smallBody+1)}, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.frames()) != 2 {
+		t.Fatal("a referenced body waited for the driver's flush")
+	}
+	// Outside the driver's callbacks the queue refuses and the codec writes at once.
+	q.open = false
+	h.c.Reset(b, errors.New("timeout"))
+	if got := fmt.Sprint(h.frames()); got != "[RST_STREAM 3 CANCEL]" {
+		t.Fatalf("frames %s", got)
 	}
 }

@@ -48,8 +48,10 @@ type conn struct {
 	flushSeen     bool // Flush is being called by the driver: no Exec fallback
 	flushQueued   bool
 	flushFn       func()
-	closeWhenDone bool // close the connection once out is flushed
-	halfClosed    bool // server: our FIN is sent; what the client still sends is read and dropped
+	fq            protocol.FlushQueue // the driver's (SetFlushQueue); nil: write at once
+	fqPending     bool                // queued in fq, not flushed by it yet
+	closeWhenDone bool                // close the connection once out is flushed
+	halfClosed    bool                // server: our FIN is sent; what the client still sends is read and dropped
 
 	// The peer's settings.
 	peerMaxFrame   uint32

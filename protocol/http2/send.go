@@ -41,9 +41,20 @@ func (o *outbuf) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// ext appends a referenced slice; it must stay valid until the next flush.
+// smallBody is the largest body slice copied into buf instead of referenced: a separate
+// iovec costs more than copying it, and a frame without references may wait for the
+// driver's flush to leave together with everything else the same read produced (a
+// reference must leave before the caller's buffer is reused).
+const smallBody = 256
+
+// ext appends a referenced slice; it must stay valid until the next flush. Slices up to
+// smallBody are copied instead.
 func (o *outbuf) ext(p []byte) {
-	if len(p) > 0 {
+	switch {
+	case len(p) == 0:
+	case len(p) <= smallBody:
+		_, _ = o.Write(p)
+	default:
 		o.segs = append(o.segs, outSeg{ext: p})
 		o.hasExt = true
 	}
@@ -134,12 +145,21 @@ func (c *conn) flush() {
 	}
 }
 
-// flushIfIdle writes now unless a Decode is running (it flushes when it returns).
+// flushIfIdle writes now unless a Decode is running (it flushes when it returns) or the
+// driver's FlushQueue takes the codec (it flushes when its callback returns).
 func (c *conn) flushIfIdle() {
-	if !c.inDecode {
-		c.flush()
+	if c.inDecode || c.fqPending {
+		return
 	}
+	if c.fq != nil && c.flushSeen && !c.out.empty() && c.fq.QueueFlush(c) {
+		c.fqPending = true
+		return
+	}
+	c.flush()
 }
+
+// SetFlushQueue implements protocol.Batcher.
+func (c *conn) SetFlushQueue(q protocol.FlushQueue) { c.fq = q }
 
 // hold keeps a head for coalescing with what follows. Until the driver has called Flush
 // once, a held head is also flushed by a function queued with Conn.Exec, which runs after
@@ -161,6 +181,7 @@ func (c *conn) flushQueuedFn() {
 // Flush implements protocol.Flusher.
 func (c *conn) Flush() error {
 	c.flushSeen = true
+	c.fqPending = false
 	c.flush()
 	return c.writeErr
 }
