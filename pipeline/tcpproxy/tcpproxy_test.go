@@ -373,14 +373,14 @@ func TestSlowClientBoundsProxyMemory(t *testing.T) {
 				select {
 				case <-stop:
 					return
-				case <-time.After(20 * time.Millisecond):
-					if v := heapInUse(); v > peak.Load() {
+				case <-time.After(50 * time.Millisecond):
+					if v := liveHeap(); v > peak.Load() {
 						peak.Store(v)
 					}
 				}
 			}
 		}()
-		base := heapInUse()
+		base := liveHeap()
 		buf := make([]byte, 16<<10)
 		n := 0
 		for n < total {
@@ -398,8 +398,10 @@ func TestSlowClientBoundsProxyMemory(t *testing.T) {
 		if n != total {
 			t.Fatalf("received %d of %d bytes", n, total)
 		}
-		if grew := peak.Load() - base; grew > 24<<20 {
-			t.Fatalf("heap grew by %d MiB during a slow 64 MiB transfer", grew>>20)
+		grew := peak.Load() - base
+		t.Logf("live heap grew by at most %.1f MiB during a slow 64 MiB transfer", float64(grew)/(1<<20))
+		if grew > 16<<20 {
+			t.Fatalf("live heap grew by %d MiB during a slow 64 MiB transfer", grew>>20)
 		}
 	})
 }
@@ -415,8 +417,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func heapInUse() int64 {
+// liveHeap is the heap still reachable after a collection: what the proxy holds, not the
+// garbage the collector has yet to reclaim (which depends on GC pacing, not on Strait).
+func liveHeap() int64 {
+	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse)
+	return int64(ms.HeapAlloc)
 }
