@@ -400,7 +400,7 @@ func TestSlowClientBoundsProxyMemory(t *testing.T) {
 		}
 		grew := peak.Load() - base
 		t.Logf("live heap grew by at most %.1f MiB during a slow 64 MiB transfer", float64(grew)/(1<<20))
-		if grew > 16<<20 {
+		if grew > 12<<20 {
 			t.Fatalf("live heap grew by %d MiB during a slow 64 MiB transfer", grew>>20)
 		}
 	})
@@ -417,9 +417,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// liveHeap is the heap still reachable after a collection: what the proxy holds, not the
-// garbage the collector has yet to reclaim (which depends on GC pacing, not on Strait).
+// liveHeap is the heap still reachable after collections: what the proxy holds, not the
+// garbage the collector has yet to reclaim (which depends on GC pacing, not on Strait), nor
+// idle buffers in sync.Pools (the second collection empties their victim caches).
 func liveHeap() int64 {
+	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -18,6 +18,10 @@ package netpoll
 //     (dialed connections) without a data race.
 //   - connection.readTrigger: the channel a blocked Reader().Peek waits on, to wake our reader
 //     task when a pause is lifted without new bytes arriving.
+//   - connection.bookSize and connection.maxSize: the size of one read and of the next input
+//     node netpoll allocates. netpoll grows them with what a connection buffers (up to 8 MiB
+//     per node, two such nodes live at once for a slow consumer); we keep both at the read
+//     chunk, so an input node never outgrows one read.
 //
 // The epoll registration data must be what netpoll's setOperator writes: the *FDOperator in
 // normal builds, the fd under -race (netpoll keeps a map then); see race.go / norace.go.
@@ -43,6 +47,8 @@ var errWake = errors.New("reactor/netpoll: reader wake-up")
 type layout struct {
 	connOperator    uintptr // connection.operator
 	connReadTrigger uintptr // connection.readTrigger
+	connBookSize    uintptr // connection.bookSize
+	connMaxSize     uintptr // connection.maxSize
 	opPoll          uintptr // FDOperator.poll
 	opState         uintptr // FDOperator.state
 	pollFD          uintptr // defaultPoll.fd (resolved from the first poller seen)
@@ -88,6 +94,12 @@ func resolveLayout() (*layout, error) {
 				return err
 			}
 			if theLayout.connReadTrigger, err = field(conn, "readTrigger", "chan error"); err != nil {
+				return err
+			}
+			if theLayout.connBookSize, err = field(conn, "bookSize", "int"); err != nil {
+				return err
+			}
+			if theLayout.connMaxSize, err = field(conn, "maxSize", "int"); err != nil {
 				return err
 			}
 			op := reflect.TypeOf(np.FDOperator{})
@@ -148,6 +160,9 @@ type hooks struct {
 	epfd    int        // the epoll instance of the poller the connection is registered with
 	fd      int        // the connection's socket
 	trigger chan error // connection.readTrigger
+	// connection.bookSize and connection.maxSize: written only while the operator is owned
+	// (inside Inputs, which netpoll's poller calls between FDOperator.do and done).
+	bookSize, maxSize *int
 }
 
 // attach resolves the hooks of nc. It reads fields netpoll set before nc was handed to us
@@ -171,10 +186,12 @@ func attach(nc np.Connection, fd int) (*hooks, error) {
 	}
 	pp := reflect.ValueOf(p).UnsafePointer()
 	h := &hooks{
-		op:      op,
-		epfd:    *(*int)(unsafe.Add(pp, l.pollFD)),
-		fd:      fd,
-		trigger: *(*chan error)(unsafe.Add(base, l.connReadTrigger)),
+		op:       op,
+		epfd:     *(*int)(unsafe.Add(pp, l.pollFD)),
+		fd:       fd,
+		trigger:  *(*chan error)(unsafe.Add(base, l.connReadTrigger)),
+		bookSize: (*int)(unsafe.Add(base, l.connBookSize)),
+		maxSize:  (*int)(unsafe.Add(base, l.connMaxSize)),
 	}
 	if h.trigger == nil || h.epfd <= 0 {
 		return nil, fmt.Errorf("%w: connection not initialised", ErrLayout)
@@ -202,6 +219,11 @@ func (h *hooks) wrapInput(registered bool, chunk int, after func()) bool {
 		return false
 	}
 	h.op.Inputs = func(vs [][]byte) [][]byte {
+		// netpoll allocates a new input node of maxSize and reads bookSize into it; both grow
+		// with what the connection buffers (and Release raises maxSize). Keep them at one
+		// chunk: nodes stay one read long however far behind the handler is.
+		*h.bookSize = min(*h.bookSize, chunk)
+		*h.maxSize = min(*h.maxSize, chunk)
 		rs := inputs(vs)
 		if len(rs) > 0 && len(rs[0]) > chunk {
 			rs[0] = rs[0][:chunk] // bookAck trims the node to what was really read

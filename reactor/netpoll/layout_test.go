@@ -38,9 +38,9 @@ func TestLayoutPinned(t *testing.T) {
 		t.Fatalf("netpoll internals changed: %v", err)
 	}
 	if unsafe.Sizeof(uintptr(0)) == 8 {
-		want := layout{connOperator: 200, connReadTrigger: 232, opPoll: 64, opState: 96}
+		want := layout{connOperator: 200, connReadTrigger: 232, connBookSize: 312, connMaxSize: 304, opPoll: 64, opState: 96}
 		got := layout{connOperator: l.connOperator, connReadTrigger: l.connReadTrigger,
-			opPoll: l.opPoll, opState: l.opState}
+			connBookSize: l.connBookSize, connMaxSize: l.connMaxSize, opPoll: l.opPoll, opState: l.opState}
 		if got != want {
 			t.Fatalf("netpoll v0.7.2 offsets moved: got %+v, want %+v", got, want)
 		}
