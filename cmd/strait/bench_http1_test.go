@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 )
@@ -94,54 +93,11 @@ func benchClient(b testing.TB, addr string) (net.Conn, int) {
 	return c, len(resp)
 }
 
-// fixedUpstream answers every request head (requests carry no body) with fixedResponse,
-// reading into one buffer per connection: no allocation per request.
-type fixedUpstream struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
+// newFixedUpstream answers every HTTP/1.1 request head (requests carry no body) with
+// fixedResponse, reading into one buffer per connection: no allocation per request.
+func newFixedUpstream(b testing.TB) *tcpServer { return newTCPServer(b, serveFixedHTTP1) }
 
-func newFixedUpstream(b testing.TB) *fixedUpstream {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	u := &fixedUpstream{ln: ln, conns: map[net.Conn]struct{}{}}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.mu.Lock()
-			u.conns[c] = struct{}{}
-			u.mu.Unlock()
-			u.wg.Add(1)
-			go u.serve(c)
-		}
-	}()
-	b.Cleanup(func() {
-		ln.Close()
-		u.mu.Lock()
-		for c := range u.conns {
-			c.Close()
-		}
-		u.mu.Unlock()
-		u.wg.Wait()
-	})
-	return u
-}
-
-func (u *fixedUpstream) addr() string { return u.ln.Addr().String() }
-
-func (u *fixedUpstream) serve(c net.Conn) {
-	defer u.wg.Done()
-	defer c.Close()
+func serveFixedHTTP1(c net.Conn) {
 	buf := make([]byte, 64<<10)
 	// match counts how much of "\r\n\r\n" ends the bytes read so far, across reads.
 	match := 0

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 )
@@ -165,53 +164,10 @@ func runH2Exchanges(b *testing.B, addr string) {
 	}
 }
 
-// h2FixedUpstream answers every HTTP/2 request with h2BenchResponse, without decoding it.
-type h2FixedUpstream struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-}
+// newH2FixedUpstream answers every HTTP/2 request with h2BenchResponse, without decoding it.
+func newH2FixedUpstream(b testing.TB) *tcpServer { return newTCPServer(b, serveFixedHTTP2) }
 
-func newH2FixedUpstream(b testing.TB) *h2FixedUpstream {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	u := &h2FixedUpstream{ln: ln, conns: map[net.Conn]struct{}{}}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.mu.Lock()
-			u.conns[c] = struct{}{}
-			u.mu.Unlock()
-			u.wg.Add(1)
-			go u.serve(c)
-		}
-	}()
-	b.Cleanup(func() {
-		ln.Close()
-		u.mu.Lock()
-		for c := range u.conns {
-			c.Close()
-		}
-		u.mu.Unlock()
-		u.wg.Wait()
-	})
-	return u
-}
-
-func (u *h2FixedUpstream) addr() string { return u.ln.Addr().String() }
-
-func (u *h2FixedUpstream) serve(c net.Conn) {
-	defer u.wg.Done()
-	defer c.Close()
+func serveFixedHTTP2(c net.Conn) {
 	rd := &h2Reader{r: bufio.NewReaderSize(c, 64<<10)}
 	preface := make([]byte, 24)
 	if _, err := io.ReadFull(rd.r, preface); err != nil || string(preface) != "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" {

@@ -356,16 +356,70 @@ func parseSeen(body string) map[string]string {
 
 // --- raw-TCP upstreams -------------------------------------------------------------------
 
+// tcpServer accepts connections on 127.0.0.1 and runs serve on each, on its own goroutine;
+// close (also registered as a cleanup) closes the listener and every open connection and
+// waits for the goroutines.
+type tcpServer struct {
+	ln      net.Listener
+	wg      sync.WaitGroup
+	connsMu sync.Mutex
+	conns   map[net.Conn]struct{}
+}
+
+func newTCPServer(t testing.TB, serve func(net.Conn)) *tcpServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpServer{ln: ln, conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.connsMu.Lock()
+			s.conns[c] = struct{}{}
+			s.connsMu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer func() {
+					s.connsMu.Lock()
+					delete(s.conns, c)
+					s.connsMu.Unlock()
+					c.Close()
+				}()
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *tcpServer) addr() string { return s.ln.Addr().String() }
+
+func (s *tcpServer) close() {
+	s.ln.Close()
+	s.connsMu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.connsMu.Unlock()
+	s.wg.Wait()
+}
+
 // rawUpstream is a TCP server whose behaviour per request is a function; it records every
 // byte it received.
 type rawUpstream struct {
-	ln       net.Listener
-	mu       sync.Mutex
-	raw      bytes.Buffer
-	paths    []string
-	accepted atomic.Int64
-	wg       sync.WaitGroup
-	conns    map[net.Conn]struct{}
+	*tcpServer
+	mu    sync.Mutex
+	raw   bytes.Buffer
+	paths []string
 }
 
 // rawAction says what a rawUpstream does with a request it read whole.
@@ -381,74 +435,35 @@ const (
 // connections, from 1) what to do.
 func newRawUpstream(t testing.TB, decide func(n int64, req *http.Request) rawAction) *rawUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &rawUpstream{ln: ln, conns: map[net.Conn]struct{}{}}
+	u := &rawUpstream{}
 	var n atomic.Int64
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
+	u.tcpServer = newTCPServer(t, func(c net.Conn) {
+		br := bufio.NewReader(io.TeeReader(c, lockedWriter{&u.mu, &u.raw}))
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			u.accepted.Add(1)
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
 			u.mu.Lock()
-			u.conns[c] = struct{}{}
+			u.paths = append(u.paths, req.URL.RequestURI())
 			u.mu.Unlock()
-			u.wg.Add(1)
-			go func() {
-				defer u.wg.Done()
-				defer func() {
-					u.mu.Lock()
-					delete(u.conns, c)
-					u.mu.Unlock()
-					c.Close()
-				}()
-				br := bufio.NewReader(io.TeeReader(c, lockedWriter{&u.mu, &u.raw}))
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if _, err := io.Copy(io.Discard, req.Body); err != nil {
-						return
-					}
-					u.mu.Lock()
-					u.paths = append(u.paths, req.URL.RequestURI())
-					u.mu.Unlock()
-					switch decide(n.Add(1), req) {
-					case rawReset:
-						c.(*net.TCPConn).SetLinger(0)
-						return
-					case rawStall:
-						_, _ = io.Copy(io.Discard, c)
-						return
-					}
-					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Upstream: raw\r\n\r\nok"); err != nil {
-						return
-					}
-				}
-			}()
+			switch decide(n.Add(1), req) {
+			case rawReset:
+				c.(*net.TCPConn).SetLinger(0)
+				return
+			case rawStall:
+				_, _ = io.Copy(io.Discard, c)
+				return
+			}
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Upstream: raw\r\n\r\nok"); err != nil {
+				return
+			}
 		}
-	}()
-	t.Cleanup(u.close)
+	})
 	return u
-}
-
-func (u *rawUpstream) addr() string { return u.ln.Addr().String() }
-
-func (u *rawUpstream) close() {
-	u.ln.Close()
-	u.mu.Lock()
-	for c := range u.conns {
-		c.Close()
-	}
-	u.mu.Unlock()
-	u.wg.Wait()
 }
 
 // received returns the raw bytes and the request targets received so far.
