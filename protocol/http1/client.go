@@ -457,41 +457,12 @@ func (c *clientCodec) startResponse(raw []byte, h *ResponseHead, in reactor.View
 }
 
 func (c *clientCodec) decodeChunked(in reactor.View) (more bool, err error) {
-	for c.rstate == crespChunked && in.Len() > 0 {
-		cd := &c.x.chunked
-		if left := cd.dataLeft(); left > 0 {
-			k := int(min(int64(in.Len()), left))
-			cd.skipData(k)
-			offer(c.sink, c.id, in, k, false)
-			continue
-		}
-		win := in.Peek(min(in.Len(), c.cfg.window))
-		data, n, err := cd.Decode(win)
-		if err != nil {
-			return false, err
-		}
-		if n == 0 {
-			return true, nil
-		}
-		if cd.Done() {
-			var t *blockHeaders
-			if tr := cd.Trailers(); len(tr) > 0 {
-				t = newTrailerHeaders(win, int(spanOf(win, 0, tr[0].Name).off), n, tr)
-			}
-			in.Skip(n)
-			c.responseDone()
-			if t != nil {
-				c.sink.OnTrailers(c.id, t)
-			} else {
-				c.sink.OnData(c.id, emptyView{}, 0, true)
-			}
-			return false, nil
-		}
-		in.Skip(n - len(data))
-		offer(c.sink, c.id, in, len(data), false)
-	}
-	return false, nil
+	return decodeChunked(c, c.sink, c.id, c.cfg.window, in)
 }
+
+func (c *clientCodec) readingChunked() bool            { return c.rstate == crespChunked }
+func (c *clientCodec) chunkedDecoder() *ChunkedDecoder { return &c.x.chunked }
+func (c *clientCodec) chunkedDone()                    { c.responseDone() }
 
 // responseDone marks the response complete, before the sink hears of it, so the stream
 // manager sees the connection's final state (ActiveStreams, Reusable) when it recycles it.

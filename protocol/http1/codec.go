@@ -166,6 +166,53 @@ func offer(sink protocol.Sink, id protocol.StreamID, in reactor.View, n int, end
 	}
 }
 
+// chunkedReader is the reading side of a codec whose current body is chunked.
+type chunkedReader interface {
+	readingChunked() bool            // the chunked body is still being read
+	chunkedDecoder() *ChunkedDecoder // the exchange's decoder
+	chunkedDone()                    // the last chunk and trailers are consumed; runs before the sink hears of the end
+}
+
+// decodeChunked offers a chunked body's data to sink in place as it arrives (the framing is
+// skipped, the data never copied), then its trailers or an empty final OnData. more says the
+// decoder needs more input; window is how much framing it is shown at once.
+func decodeChunked(r chunkedReader, sink protocol.Sink, id protocol.StreamID, window int, in reactor.View) (more bool, err error) {
+	for r.readingChunked() && in.Len() > 0 {
+		cd := r.chunkedDecoder()
+		if left := cd.dataLeft(); left > 0 {
+			k := int(min(int64(in.Len()), left))
+			cd.skipData(k)
+			offer(sink, id, in, k, false)
+			continue
+		}
+		win := in.Peek(min(in.Len(), window))
+		data, n, err := cd.Decode(win)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
+			return true, nil
+		}
+		if cd.Done() {
+			var t *blockHeaders
+			if tr := cd.Trailers(); len(tr) > 0 {
+				t = newTrailerHeaders(win, int(spanOf(win, 0, tr[0].Name).off), n, tr)
+			}
+			in.Skip(n)
+			r.chunkedDone()
+			if t != nil {
+				sink.OnTrailers(id, t)
+			} else {
+				sink.OnData(id, emptyView{}, 0, true)
+			}
+			return false, nil
+		}
+		in.Skip(n - len(data))
+		offer(sink, id, in, len(data), false)
+	}
+	return false, nil
+}
+
 func connError(err error) error {
 	return fmt.Errorf("%w: %w", protocol.ErrConnection, err)
 }

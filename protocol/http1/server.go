@@ -224,41 +224,12 @@ func (s *serverCodec) nextStream(h *RequestHead) {
 }
 
 func (s *serverCodec) decodeChunked(in reactor.View) (more bool, err error) {
-	for s.rstate == rsChunked && in.Len() > 0 {
-		cd := &s.x.chunked
-		if left := cd.dataLeft(); left > 0 {
-			k := int(min(int64(in.Len()), left))
-			cd.skipData(k)
-			offer(s.sink, s.id, in, k, false)
-			continue
-		}
-		win := in.Peek(min(in.Len(), s.cfg.window))
-		data, n, err := cd.Decode(win)
-		if err != nil {
-			return false, err
-		}
-		if n == 0 {
-			return true, nil
-		}
-		if cd.Done() {
-			var t *blockHeaders
-			if tr := cd.Trailers(); len(tr) > 0 {
-				t = newTrailerHeaders(win, int(spanOf(win, 0, tr[0].Name).off), n, tr)
-			}
-			in.Skip(n)
-			s.requestDone()
-			if t != nil {
-				s.sink.OnTrailers(s.id, t)
-			} else {
-				s.sink.OnData(s.id, emptyView{}, 0, true)
-			}
-			return false, nil
-		}
-		in.Skip(n - len(data))
-		offer(s.sink, s.id, in, len(data), false)
-	}
-	return false, nil
+	return decodeChunked(s, s.sink, s.id, s.cfg.window, in)
 }
+
+func (s *serverCodec) readingChunked() bool            { return s.rstate == rsChunked }
+func (s *serverCodec) chunkedDecoder() *ChunkedDecoder { return &s.x.chunked }
+func (s *serverCodec) chunkedDone()                    { s.requestDone() }
 
 // requestDone marks the request direction complete (before the sink hears of it, so a
 // response it sends synchronously finds the right state).
