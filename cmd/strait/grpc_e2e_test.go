@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +183,8 @@ virtual_hosts:
 - name: all
   domains: ["*"]
   routes:
+  - match: {prefix: /, headers: [{name: x-route, string_match: {exact: dead}}]}
+    route: {cluster: dead}
   - match: {prefix: /}
     route: {cluster: grpc, timeout: 0s}
 `
@@ -214,14 +218,18 @@ func hcmFilterCodec(statPrefix, codecType, routeConfig string) string {
 }
 
 // grpcBootstrap is a listener "grpc" (codec AUTO) and a listener "grpc-h2" (codec HTTP2),
-// both routed to the cluster grpc on backend.
-func grpcBootstrap(backend string) string {
+// both routed to the cluster grpc on backend; calls with x-route: dead go to a cluster whose
+// only host refuses connections.
+func grpcBootstrap(t testing.TB, backend string) string {
 	return bootstrapYAML(
 		[]listenerSpec{
 			{"grpc", hcmFilterCodec("grpc", "AUTO", grpcRoutes)},
 			{"grpc-h2", hcmFilterCodec("grpc_h2", "HTTP2", grpcRoutes)},
 		},
-		[]clusterSpec{{name: "grpc", hosts: []string{backend}, extra: h2ClusterOptions}}, "")
+		[]clusterSpec{
+			{name: "grpc", hosts: []string{backend}, extra: h2ClusterOptions},
+			{name: "dead", hosts: []string{deadAddr(t)}, extra: h2ClusterOptions},
+		}, "")
 }
 
 // dialGRPC is a grpc-go client for addr, plaintext h2c, with raised message limits.
@@ -293,7 +301,7 @@ func TestGRPCE2E(t *testing.T) {
 	for _, tr := range e2eTransports() {
 		t.Run(tr, func(t *testing.T) {
 			b := startGRPCBackend(t)
-			s := runStrait(t, tr, grpcBootstrap(b.addr))
+			s := runStrait(t, tr, grpcBootstrap(t, b.addr))
 			c := dialGRPC(t, s.addr(t, "grpc"))
 			md := func(v string, extra ...string) context.Context {
 				return grpcCallCtx(t, append([]string{"x-md", v, "x-md-bin", "\x00\xffbin"}, extra...)...)
@@ -461,6 +469,16 @@ func TestGRPCE2E(t *testing.T) {
 				}
 			})
 
+			// A call Strait cannot deliver ends with a gRPC status and Strait's reason, not
+			// with an HTTP error page the client can only call "unexpected HTTP status".
+			t.Run("local reply is a grpc status", func(t *testing.T) {
+				_, err := c.UnaryCall(md("dead", "x-route", "dead"), &testpb.SimpleRequest{})
+				st := status.Convert(err)
+				if st.Code() != codes.Unavailable || st.Message() != "upstream connect error" {
+					t.Fatalf("status %v %q, want Unavailable \"upstream connect error\"", st.Code(), st.Message())
+				}
+			})
+
 			// A cancelled call is seen as cancelled by the server within 100 ms.
 			cancelled := func(t *testing.T, method string, call func(ctx context.Context) error) {
 				ctx, cancel := context.WithCancel(md("cx", "x-block", "1"))
@@ -519,11 +537,79 @@ func TestGRPCE2E(t *testing.T) {
 				checkEcho(t, "HTTP2 listener", header, trailer, "h2", []byte("hi"))
 			})
 
-			// Every call above went through Strait: 9 streams on the AUTO listener. (Upstream
+			// Every call above went through Strait: 10 streams on the AUTO listener. (Upstream
 			// resets are not asserted: at the deadline the backend's own timer, from
 			// grpc-timeout, may reset the stream before the client's reset arrives.)
-			if n := s.counter("downstream_rq_total", "grpc"); n != 9 {
-				t.Errorf("the AUTO listener's stream manager counted %d requests, want 9", n)
+			if n := s.counter("downstream_rq_total", "grpc"); n != 10 {
+				t.Errorf("the AUTO listener's stream manager counted %d requests, want 10", n)
+			}
+		})
+	}
+}
+
+// TestGRPCUpstreamResetStatus: when the upstream resets a gRPC call before its response
+// headers, the caller gets a gRPC status from Strait (trailers-only: HTTP 200,
+// application/grpc, grpc-status): UNAVAILABLE with Strait's reason, or DEADLINE_EXCEEDED
+// when the reset came after the call's grpc-timeout had elapsed, which is how a server that
+// enforces deadlines (grpc-go does) ends a call. The upstream here resets deterministically:
+// it waits out the call's grpc-timeout (if any) and aborts without answering.
+func TestGRPCUpstreamResetStatus(t *testing.T) {
+	up := h2cUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if v := r.Header.Get("grpc-timeout"); v != "" {
+			d, err := time.ParseDuration(strings.TrimSuffix(v, "m") + "ms")
+			if err != nil {
+				t.Errorf("grpc-timeout %q reached the upstream mangled", v)
+			}
+			time.Sleep(d)
+		}
+		panic(http.ErrAbortHandler) // RST_STREAM, no response headers
+	}))
+	for _, tr := range e2eTransports() {
+		t.Run(tr, func(t *testing.T) {
+			s := runStrait(t, tr, bootstrapYAML(
+				[]listenerSpec{{"grpc", hcmFilterCodec("grpc", "AUTO", grpcRoutes)}},
+				[]clusterSpec{
+					{name: "grpc", hosts: []string{up}, extra: h2ClusterOptions},
+					{name: "dead", hosts: []string{deadAddr(t)}, extra: h2ClusterOptions},
+				}, ""))
+			hc := h2cClient(t)
+			call := func(timeout string) (*http.Response, time.Duration) {
+				req, err := http.NewRequest("POST", "http://"+s.addr(t, "grpc")+"/grpc.testing.TestService/UnaryCall",
+					bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("content-type", "application/grpc+proto")
+				req.Header.Set("te", "trailers")
+				if timeout != "" {
+					req.Header.Set("grpc-timeout", timeout)
+				}
+				start := time.Now()
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.Header.Get("content-type") != "application/grpc" {
+					t.Errorf("status %d, content-type %q: want a trailers-only gRPC response", resp.StatusCode, resp.Header.Get("content-type"))
+				}
+				return resp, time.Since(start)
+			}
+
+			resp, _ := call("")
+			if g, m := resp.Header.Get("grpc-status"), resp.Header.Get("grpc-message"); g != "14" ||
+				m != "upstream connect error or disconnect/reset before headers" {
+				t.Errorf("reset without a deadline: grpc-status %q, grpc-message %q; want 14 (UNAVAILABLE) and the reason", g, m)
+			}
+
+			resp, took := call("200m")
+			if g, m := resp.Header.Get("grpc-status"), resp.Header.Get("grpc-message"); g != "4" || !strings.HasPrefix(m, "deadline exceeded") {
+				t.Errorf("reset after grpc-timeout: grpc-status %q, grpc-message %q; want 4 (DEADLINE_EXCEEDED)", g, m)
+			}
+			if took < 200*time.Millisecond || took > 5*time.Second {
+				t.Errorf("answered after %v for a 200 ms grpc-timeout", took)
 			}
 		})
 	}

@@ -1148,10 +1148,16 @@ func (s *Stream) sendLocal(status int, body string, flag string) {
 	s.info.Flag = flag
 	s.info.Status = status
 	s.respStart = true
-	h := protocol.NewHeaderList(protocol.Status, strconv.Itoa(status),
-		"content-length", strconv.Itoa(len(body)))
-	if body != "" {
-		h.Add("content-type", "text/plain")
+	var h protocol.Headers
+	if s.req != nil && isGRPC(s.req) {
+		h, body = s.grpcReply(status, body, flag), ""
+	} else {
+		hl := protocol.NewHeaderList(protocol.Status, strconv.Itoa(status),
+			"content-length", strconv.Itoa(len(body)))
+		if body != "" {
+			hl.Add("content-type", "text/plain")
+		}
+		h = hl
 	}
 	if flag == FlagDirect {
 		s.responseHeaderMods(h) // Envoy applies them to direct responses too
