@@ -364,9 +364,9 @@ func TestRuntimeValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	bad := RuntimeConfig{Transport: "io_uring", Loops: -1, LowWatermark: 2 << 20, DrainTimeout: -time.Second, LogLevel: slog.Level(3)}
+	bad := RuntimeConfig{Transport: "io_uring", Loops: -1, GoMaxProcs: -1, LowWatermark: 2 << 20, DrainTimeout: -time.Second, LogLevel: slog.Level(3)}
 	err := bad.Validate()
-	for _, f := range []string{"transport:", "loops:", "low_watermark:", "drain_timeout:", "log_level:"} {
+	for _, f := range []string{"transport:", "loops:", "gomaxprocs:", "low_watermark:", "drain_timeout:", "log_level:"} {
 		if err == nil || !strings.Contains(err.Error(), f) {
 			t.Errorf("Validate did not report %s: %v", f, err)
 		}

@@ -38,6 +38,10 @@ type RuntimeConfig struct {
 	Transport Transport
 	// Loops is the number of event loops or pollers.
 	Loops int
+	// GoMaxProcs sets the Go scheduler's P count (GOMAXPROCS) when Strait runs as its own
+	// process; 0 lets the server choose (see server.Run). The GOMAXPROCS environment
+	// variable wins over both.
+	GoMaxProcs int
 	// ReadBufferSize, HighWatermark, LowWatermark and MaxReadBuffer are reactor.Options'
 	// buffer settings, in bytes.
 	ReadBufferSize int
@@ -64,6 +68,7 @@ type RuntimeConfig struct {
 type runtimeJSON struct {
 	Transport      string `json:"transport"`
 	Loops          int    `json:"loops"`
+	GoMaxProcs     int    `json:"gomaxprocs"`
 	ReadBufferSize int    `json:"read_buffer_size"`
 	HighWatermark  int    `json:"high_watermark"`
 	LowWatermark   int    `json:"low_watermark"`
@@ -96,6 +101,7 @@ func (c *RuntimeConfig) Validate() error {
 		max  int
 	}{
 		{"loops", c.Loops, MaxLoops},
+		{"gomaxprocs", c.GoMaxProcs, MaxLoops + 1},
 		{"read_buffer_size", c.ReadBufferSize, MaxBufferSize},
 		{"high_watermark", c.HighWatermark, MaxBufferSize},
 		{"low_watermark", c.LowWatermark, MaxBufferSize},
@@ -177,6 +183,7 @@ func TranslateRuntime(ext *corev3.TypedExtensionConfig) (RuntimeConfig, error) {
 	cfg := RuntimeConfig{
 		Transport:      Transport(raw.Transport),
 		Loops:          raw.Loops,
+		GoMaxProcs:     raw.GoMaxProcs,
 		ReadBufferSize: raw.ReadBufferSize,
 		HighWatermark:  raw.HighWatermark,
 		LowWatermark:   raw.LowWatermark,

@@ -187,7 +187,7 @@ func renderMarkdown(plan Plan, meta Meta, samples []Sample, png string, chartErr
 	for _, v := range meta.Versions {
 		p("- %s: %s\n", v[0], v[1])
 	}
-	p("- Setup: proxy alone on CPU %d (one worker / thread / event loop, GOMAXPROCS=1 for Strait); backend (nginx with one worker, or the grpc-go backend for gRPC; see each table) and load generator on CPU %d.\n",
+	p("- Setup: proxy alone on CPU %d (one worker / thread / event loop; Strait chooses GOMAXPROCS itself: 2 on gnet, a spare P beside its loop, 1 on netpoll and stdnet); backend (nginx with one worker, or the grpc-go backend for gRPC; see each table) and load generator on CPU %d.\n",
 		plan.ProxyCPU, plan.LoadCPU)
 	p("- Load: %d s per measurement with the load generator each table names, %d round(s), targets alternating within each round, fresh proxy process per measurement",
 		int(plan.Duration/time.Second), plan.Rounds)

@@ -309,8 +309,9 @@ func (r *runner) startProxy(ctx context.Context, w Workload, t Target) (*Proc, s
 		if err != nil {
 			return nil, "", err
 		}
+		// GOMAXPROCS is Strait's own choice (strait.runtime gomaxprocs, default: one P per
+		// event loop plus a spare on gnet; Go's default, the one CPU, otherwise).
 		argv = []string{tools.Strait, "-c", cfg, "--transport", t.Transport}
-		env = []string{"GOMAXPROCS=1"}
 	default:
 		return nil, "", fmt.Errorf("%w: %s has no process", ErrUnknownTarget, t.Name)
 	}

@@ -89,7 +89,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer func() { trace.Stop(); f.Close() }()
 	}
-	o := server.Options{ConfigName: *cfgPath, Transport: *transport, LogFormat: *logFormat}
+	o := server.Options{ConfigName: *cfgPath, Transport: *transport, LogFormat: *logFormat, SizeScheduler: true}
 	if *logLevel != "" {
 		lv, err := parseLevel(*logLevel)
 		if err != nil {

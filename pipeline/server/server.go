@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -35,6 +36,12 @@ var ErrUnknownTransport = errors.New("server: unknown transport")
 type Transport struct {
 	Name string
 	New  reactor.Factory
+	// SpareP says the backend's event loops block in the kernel (epoll_wait) on Ps of their
+	// own. Go's scheduler takes a P away from a thread blocked in a system call when no
+	// other P is idle, so a loop returning from epoll_wait must then wait for a P back; a
+	// process sized by Options.SizeScheduler keeps one P more than the loops so that never
+	// happens (see SchedulerSize).
+	SpareP bool
 }
 
 // Extensions are everything a program can configure, each list in registration order. A
@@ -68,6 +75,9 @@ type Options struct {
 	LogOutput io.Writer
 	// Ready is called once every listener is bound, before serving.
 	Ready func(s *Server)
+	// SizeScheduler lets Run set GOMAXPROCS (process-wide) from the configuration; only a
+	// program that is Strait and nothing else should (cmd/strait does; tests do not).
+	SizeScheduler bool
 }
 
 // Server is a running Strait.
@@ -98,15 +108,33 @@ func (ext *Extensions) Registries() (*discovery.Registry, *protocol.Registry, er
 	return reg, codecs, nil
 }
 
-func (ext *Extensions) transport(name string) (reactor.Factory, error) {
+func (ext *Extensions) transport(name string) (Transport, error) {
 	names := make([]string, 0, len(ext.Transports))
 	for _, t := range ext.Transports {
 		if t.Name == name {
-			return t.New, nil
+			return t, nil
 		}
 		names = append(names, t.Name)
 	}
-	return nil, fmt.Errorf("%w %q (want %s)", ErrUnknownTransport, name, strings.Join(names, ", "))
+	return Transport{}, fmt.Errorf("%w %q (want %s)", ErrUnknownTransport, name, strings.Join(names, ", "))
+}
+
+// SchedulerSize is the GOMAXPROCS a process sized by Options.SizeScheduler runs with, given
+// the GOMAXPROCS environment variable (env, "" when unset) and the current value: the
+// environment when set; else the configured gomaxprocs; else, for a transport that wants
+// a spare P, at least one more than its event loops (one event loop pinned to one CPU, the
+// benchmark setup, runs with 2); else the current value (Go's default: the CPUs this process
+// may run on).
+func SchedulerSize(rt discovery.RuntimeConfig, t Transport, env string, current int) int {
+	switch {
+	case env != "":
+		return current
+	case rt.GoMaxProcs > 0:
+		return rt.GoMaxProcs
+	case t.SpareP:
+		return max(current, max(rt.Loops, 1)+1)
+	}
+	return current
 }
 
 // TransportNames lists the offered transports in order.
@@ -193,9 +221,18 @@ func Run(ctx context.Context, o Options, ext Extensions) error {
 	if name == "" && len(ext.Transports) > 0 {
 		name = ext.Transports[0].Name
 	}
-	factory, err := ext.transport(name)
+	tdef, err := ext.transport(name)
 	if err != nil {
 		return err
+	}
+	factory := tdef.New
+	if o.SizeScheduler {
+		env := os.Getenv("GOMAXPROCS")
+		was := runtime.GOMAXPROCS(0)
+		if n := SchedulerSize(rt, tdef, env, was); n != was {
+			runtime.GOMAXPROCS(n)
+			log.Info("GOMAXPROCS set", "from", was, "to", n, "loops", max(rt.Loops, 1), "transport", name)
+		}
 	}
 	workers := rt.WorkerPoolSize
 	if workers <= 0 {
