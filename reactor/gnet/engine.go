@@ -319,6 +319,9 @@ func (es *engineState) onOpen(gc gnetv2.Conn) gnetv2.Action {
 
 // onTraffic delivers inbound bytes. Runs on w's loop inside gnet's OnTraffic.
 func (l *loop) onTraffic(w *conn) gnetv2.Action {
+	if l.events++; l.events&63 == 0 {
+		l.yieldIfDue()
+	}
 	l.cur = w
 	w.touch(true)
 	if w.flags&(fPaused|fClosing|fReasonSet) != 0 || w.xflags.Load() != 0 {

@@ -2,6 +2,7 @@ package gnet
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,26 @@ type loop struct {
 	tickOut  atomic.Bool // an opTick is queued
 	watchOut atomic.Bool // an opWatch is queued
 	runnable gnetv2.RunnableFunc
+
+	events    uint32        // onTraffic calls, to check yieldIfDue every 64
+	lastYield time.Duration // when the loop last yielded, on the monotonic clock since clock0
+	clock0    time.Time
+}
+
+// yieldIfDue yields the loop's goroutine to the scheduler when it last did more than 2 ms
+// ago. A loop that never goes through the scheduler (it only ever leaves its P for
+// epoll_wait and comes back on the fast path) looks stuck to Go's sysmon, which then
+// preempts it with a signal every 10 ms and, having found work, polls every 20 us for the
+// next millisecond: on a single CPU those wake-ups are context switches the loop pays for.
+func (l *loop) yieldIfDue() {
+	if l.clock0.IsZero() {
+		l.clock0 = time.Now()
+	}
+	now := time.Since(l.clock0)
+	if now-l.lastYield >= 2*time.Millisecond {
+		l.lastYield = now
+		runtime.Gosched()
+	}
 }
 
 func newLoop(t *Transport, es *engineState, el gnetv2.EventLoop, epfd int) *loop {
