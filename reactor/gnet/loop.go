@@ -100,9 +100,6 @@ type loop struct {
 // preempts it with a signal every 10 ms and, having found work, polls every 20 us for the
 // next millisecond: on a single CPU those wake-ups are context switches the loop pays for.
 func (l *loop) yieldIfDue() {
-	if l.clock0.IsZero() {
-		l.clock0 = time.Now()
-	}
 	now := time.Since(l.clock0)
 	if now-l.lastYield >= 2*time.Millisecond {
 		l.lastYield = now
@@ -111,7 +108,7 @@ func (l *loop) yieldIfDue() {
 }
 
 func newLoop(t *Transport, es *engineState, el gnetv2.EventLoop, epfd int) *loop {
-	l := &loop{t: t, es: es, el: el, epfd: epfd, wheel: reactor.NewWheel(t.o.TimerTick, 512)}
+	l := &loop{t: t, es: es, el: el, epfd: epfd, wheel: reactor.NewWheel(t.o.TimerTick, 512), clock0: time.Now()}
 	l.runnable = l.run
 	return l
 }
