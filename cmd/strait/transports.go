@@ -19,8 +19,10 @@ func builtins() server.Extensions {
 	return server.Extensions{
 		Transports: []server.Transport{
 			// gnet's loops block in epoll_wait on their own Ps: one spare P keeps them from
-			// losing it (12% more HTTP/1.1 requests per second on one core). netpoll gained
-			// p99 but spent more CPU per request, stdnet lost throughput: neither asks.
+			// losing it (12% more HTTP/1.1 requests per second on one core). netpoll's own
+			// poller busy-polls after each batch and with a second P competes with the
+			// workers for the core (p99 and req/s varied more); stdnet lost throughput.
+			// Neither asks.
 			{Name: "gnet", New: gnetreactor.New, SpareP: true},
 			{Name: "netpoll", New: netpollreactor.New},
 			{Name: "stdnet", New: stdnet.New},
