@@ -2,7 +2,7 @@
 # Strait's whole-system benchmark: nginx, HAProxy and Strait (gnet, netpoll, stdnet) side by
 # side on one proxy core. See benchmarks/README.md.
 #
-#   benchmarks/run.sh [--short|--full] [--workloads l4,l4-idle,http,http-idle,h2,grpc] [--targets nginx,haproxy,strait]
+#   benchmarks/run.sh [--short|--full] [--workloads l4,l4-idle,http,http-idle,http-light,h2,grpc] [--targets nginx,haproxy,strait]
 #                     [--results] [--no-install] [--no-strait | --strait-bin PATH] [--keep]
 #                     [-- straitbench flags...]
 #

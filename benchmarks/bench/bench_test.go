@@ -131,7 +131,7 @@ func TestTemplatesRender(t *testing.T) {
 	}
 	for _, w := range Workloads() {
 		for _, k := range []Kind{KindNginx, KindHAProxy, KindStrait} {
-			b, err := Render(templateName(w.Mode, k), d)
+			b, err := Render(templateName(w.templates(), k), d)
 			if _, left := w.Without[k]; left {
 				if !errors.Is(err, ErrNoTemplate) {
 					t.Errorf("%s leaves %s out but has a template for it (%v)", w.Mode, k, err)
@@ -542,7 +542,11 @@ func TestReportH2Mode(t *testing.T) {
 			t.Errorf("report lacks %q\n%s", want, md)
 		}
 	}
-	h2 := Workloads()[4]
+	ws, err := ParseWorkloads("h2")
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("ParseWorkloads(h2) = %v, %v", ws, err)
+	}
+	h2 := ws[0]
 	if h2.Name != "h2" || h2.Runs(Target{Name: "nginx", Kind: KindNginx}) || !h2.Runs(Target{Kind: KindHAProxy}) || !h2.Runs(Target{Kind: KindDirect}) {
 		t.Fatalf("h2 workload targets wrong: %+v", h2)
 	}

@@ -299,7 +299,8 @@ func loadLine(plan Plan, w Workload) string {
 	d := int(plan.Duration / time.Second)
 	switch w.Tool {
 	case ToolWrk:
-		return fmt.Sprintf("`wrk -t%d -c%d -d%ds --latency`; backend nginx (one worker, `return 200 \"hello world\\n\"`) over HTTP/1.1", plan.Threads, plan.Conns, d)
+		c := w.conns(plan)
+		return fmt.Sprintf("`wrk -t%d -c%d -d%ds --latency`; backend nginx (one worker, `return 200 \"hello world\\n\"`) over HTTP/1.1", min(plan.Threads, c), c, d)
 	case ToolH2load:
 		return fmt.Sprintf("`h2load -t1 -c%d -m%d -D%d` (%d streams in flight; p50 and p99 from its per-request log); backend nginx (one worker, `listen ... http2`, `return 200 \"hello world\\n\"`)",
 			plan.Conns, plan.Streams, d, plan.Conns*plan.Streams)

@@ -274,7 +274,7 @@ func (r *runner) procDir(name string) (string, error) {
 // startProxy renders the target's config for the workload's mode, starts it on the proxy CPU
 // and waits until a request through it reaches the backend.
 func (r *runner) startProxy(ctx context.Context, w Workload, t Target) (*Proc, string, error) {
-	mode := w.Mode
+	mode := w.templates()
 	port, err := FreePort("127.0.0.1")
 	if err != nil {
 		return nil, "", err
@@ -488,7 +488,7 @@ func timedRun[T any](r *runner, proxy *Proc, s *Sample, run func(time.Duration) 
 func (r *runner) measureWrk(ctx context.Context, w Workload, addr string, proxy *Proc, s *Sample) error {
 	url := "http://" + addr + w.Path
 	res, err := timedRun(r, proxy, s, func(d time.Duration) (WrkResult, int64, error) {
-		return r.runWrk(ctx, url, d)
+		return r.runWrk(ctx, url, d, w.conns(r.plan))
 	}, nil)
 	if err != nil {
 		return err
@@ -503,9 +503,9 @@ func (r *runner) measureWrk(ctx context.Context, w Workload, addr string, proxy 
 }
 
 // runWrk runs wrk on the load CPU and returns its figures and the CPU ticks it used.
-func (r *runner) runWrk(ctx context.Context, url string, d time.Duration) (WrkResult, int64, error) {
+func (r *runner) runWrk(ctx context.Context, url string, d time.Duration, conns int) (WrkResult, int64, error) {
 	args := []string{"-c", strconv.Itoa(r.plan.LoadCPU), r.plan.Tools.Wrk,
-		"-t" + strconv.Itoa(r.plan.Threads), "-c" + strconv.Itoa(r.plan.Conns),
+		"-t" + strconv.Itoa(min(r.plan.Threads, conns)), "-c" + strconv.Itoa(conns),
 		"-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency", url}
 	out, ticks, err := r.runLoad(ctx, d+30*time.Second, args)
 	if err != nil {

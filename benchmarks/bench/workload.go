@@ -47,8 +47,14 @@ const (
 // column.
 type Workload struct {
 	Name string
-	// Mode names the template folder, templates/<Mode>/.
+	// Mode names the report table, and the template folder templates/<Mode>/ unless
+	// Templates names another.
 	Mode string
+	// Templates names the template folder when it is not Mode's: a second table measured
+	// on the same configurations.
+	Templates string
+	// Conns is the load's concurrency (wrk -c) when it is not the plan's.
+	Conns int
 	Tool Tool
 	// Path is the request path for HTTP loads.
 	Path string
@@ -63,6 +69,22 @@ type Workload struct {
 	Backend Backend
 	// Without leaves proxies out of the workload, with the reason given in the report.
 	Without map[Kind]string
+}
+
+// templates is the folder of the workload's configurations, templates/<templates()>/.
+func (w Workload) templates() string {
+	if w.Templates != "" {
+		return w.Templates
+	}
+	return w.Mode
+}
+
+// conns is the workload's concurrency under plan.
+func (w Workload) conns(plan Plan) int {
+	if w.Conns > 0 {
+		return w.Conns
+	}
+	return plan.Conns
 }
 
 // Runs reports whether target t takes part in the workload.
@@ -94,6 +116,13 @@ func Workloads() []Workload {
 			Name: "http-idle", Mode: "http", Tool: ToolIdle,
 			Per: "idle conn", PerLong: "idle keep-alive downstream connection (upstream connections are pooled and shared)",
 			About: "idle HTTP/1.1 keep-alive connections after one request each",
+		},
+		{
+			// Below saturation: what a request waits when no proxy is short of CPU. At the
+			// plan's 64 connections every proxy's core is full and its p99 is mostly its
+			// queue, i.e. its throughput again.
+			Name: "http-light", Mode: "http-light", Templates: "http", Tool: ToolWrk, Path: "/", Direct: true, Conns: 16,
+			About: "the `http` configurations at light load: 16 connections, so no proxy's core is full and the latencies are what a request waits, not a queue",
 		},
 		{
 			Name: "h2", Mode: "h2", Tool: ToolH2load, Path: "/", Direct: true, Backend: BackendH2C,
