@@ -55,7 +55,7 @@ type Workload struct {
 	Templates string
 	// Conns is the load's concurrency (wrk -c) when it is not the plan's.
 	Conns int
-	Tool Tool
+	Tool  Tool
 	// Path is the request path for HTTP loads.
 	Path string
 	// Direct adds the direct-to-backend reference target.
