@@ -118,11 +118,12 @@ func Workloads() []Workload {
 			About: "idle HTTP/1.1 keep-alive connections after one request each",
 		},
 		{
-			// Below saturation: what a request waits when no proxy is short of CPU. At the
-			// plan's 64 connections every proxy's core is full and its p99 is mostly its
-			// queue, i.e. its throughput again.
+			// Less queue: at the plan's 64 connections every proxy's core is full and its p99
+			// is mostly the queue, i.e. its throughput again. (At this machine's loopback
+			// speeds even 8 connections keep a proxy near a full core: fewer requests per
+			// epoll_wait cost more CPU each.)
 			Name: "http-light", Mode: "http-light", Templates: "http", Tool: ToolWrk, Path: "/", Direct: true, Conns: 16,
-			About: "the `http` configurations at light load: 16 connections, so no proxy's core is full and the latencies are what a request waits, not a queue",
+			About: "the `http` configurations at a quarter of its concurrency: 16 connections, so a request waits behind at most 15 others instead of 63 and p99 shows less of the queue",
 		},
 		{
 			Name: "h2", Mode: "h2", Tool: ToolH2load, Path: "/", Direct: true, Backend: BackendH2C,
