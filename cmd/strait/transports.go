@@ -20,9 +20,9 @@ func builtins() server.Extensions {
 		Transports: []server.Transport{
 			// gnet's loops block in epoll_wait on their own Ps: one spare P keeps them from
 			// losing it (12% more HTTP/1.1 requests per second on one core). netpoll's
-			// poller hands its P to the reader task of each read instead (see afterRead in
-			// reactor/netpoll); with a second P its busy-polling competed with the tasks for
-			// the core (p99 and req/s varied more). stdnet lost throughput. Neither asks.
+			// poller yields its P to the reader tasks its reads readied instead (pollerYield
+			// in reactor/netpoll); with a second P its busy-polling competed with the tasks
+			// for the core (p99 and req/s varied more). stdnet lost throughput. Neither asks.
 			{Name: "gnet", New: gnetreactor.New, SpareP: true},
 			{Name: "netpoll", New: netpollreactor.New},
 			{Name: "stdnet", New: stdnet.New},

@@ -118,6 +118,7 @@ func (t *transport) newConn(nc np.Connection, e *executor, h reactor.Handler, di
 			// Set before the hook is installed: a dialed connection is already on a
 			// poller, whose afterRead reads c.hk once wrapInput releases the operator.
 			c.hk = hk
+			hk.py = t.pollerYield(hk.epfd)
 			if !hk.wrapInput(dialed, t.readChunk, c.afterRead) {
 				c.hk = nil
 			}

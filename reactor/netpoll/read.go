@@ -5,7 +5,6 @@ package netpoll
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"time"
 
 	np "github.com/cloudwego/netpoll"
@@ -132,23 +131,13 @@ func (c *conn) PauseRead(paused bool) {
 	}
 }
 
-// afterRead runs on netpoll's poller goroutine after each read into the connection's buffer,
-// right after netpoll's own InputAck has readied the connection's reader task (or found it
-// running). It turns reading off when the handler is too far behind or paused (rarely: the
-// common case changes nothing), then yields the poller's P to that task.
-//
-// netpoll's poller yields only when epoll_wait(0) finds nothing, and then blocks in
-// epoll_wait(-1) through a system call that keeps its P. With one P (Strait's choice for
-// netpoll) a task readied before that waits in the run queue until sysmon takes the P back,
-// 10-20 ms once sysmon has backed off; and a poller kept busy by arriving events does not
-// yield at all. Yielding here runs the task at once. On one core, HTTP/1.1 proxying went from
-// 26k to 35k req/s, and p99 from 5-15 ms to 1-2 ms, at 16 connections (wrk, A/B runs).
+// afterRead runs on netpoll's poller after each read into the connection's buffer.
 func (c *conn) afterRead() {
-	if !c.interestN.Load() || c.paused.Load() ||
-		int64(c.nc.Reader().Len()) >= c.readLimit.Load() {
-		c.updateInterest()
+	if c.interestN.Load() && !c.paused.Load() &&
+		int64(c.nc.Reader().Len()) < c.readLimit.Load() {
+		return // the common case: nothing to change
 	}
-	runtime.Gosched()
+	c.updateInterest()
 }
 
 // updateInterest makes the epoll registration match the state: reading is on unless paused or

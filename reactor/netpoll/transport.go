@@ -79,9 +79,10 @@ type transport struct {
 	execs []*executor
 	rr    atomic.Uint32
 
-	conns  sync.Map     // id -> *conn, for the write pollers and Close
-	active atomic.Int64 // reserved connection slots (MaxConns)
-	live   atomic.Int64 // connections whose OnClose (or final cleanup) has not run yet
+	conns   sync.Map     // id -> *conn, for the write pollers and Close
+	pollers sync.Map     // epoll fd -> *pollerYield, one per netpoll poller
+	active  atomic.Int64 // reserved connection slots (MaxConns)
+	live    atomic.Int64 // connections whose OnClose (or final cleanup) has not run yet
 
 	layoutWarn sync.Once
 
@@ -282,4 +283,13 @@ func (t *transport) panicked(c *conn, r any) {
 	}
 	t.o.Log().Error("reactor/netpoll: handler panic", "conn", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	c.closeWith(fmt.Errorf("%w: %v", ErrPanic, r))
+}
+
+// pollerYield returns the yield state of the netpoll poller whose epoll instance is epfd.
+func (t *transport) pollerYield(epfd int) *pollerYield {
+	if v, ok := t.pollers.Load(epfd); ok {
+		return v.(*pollerYield)
+	}
+	v, _ := t.pollers.LoadOrStore(epfd, &pollerYield{})
+	return v.(*pollerYield)
 }
